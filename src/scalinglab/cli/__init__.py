@@ -1,0 +1,40 @@
+"""The ``scalinglab`` command: one subcommand per stage, each also a Python API.
+
+Every stage lives in its own module here with a ``register(subparsers)`` function that adds
+its parser and sets ``func``; add new stages to ``STAGES``. Errors that are the user's to fix
+(``ScalinglabError``) print as one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from scalinglab.errors import ScalinglabError
+
+STAGES = ["models", "train", "demo"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scalinglab",
+        description="Compute-optimal language-model pretraining: data, models, training, "
+        "scaling laws, planning and evaluation.",
+    )
+    subparsers = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    for stage in STAGES:
+        importlib.import_module(f"scalinglab.cli.{stage}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ScalinglabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return 130

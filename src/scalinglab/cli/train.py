@@ -1,0 +1,66 @@
+"""``scalinglab train``: a preset plus ``key=value`` overrides -> one training run."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from scalinglab.cli.common import print_json
+from scalinglab.data.shards import open_split
+from scalinglab.model.presets import get_preset
+from scalinglab.train.config import TrainConfig
+
+
+def build_config(args) -> TrainConfig:
+    """Preset (or --config file), then the flags, then the dotlist overrides, in that order.
+
+    Unless ``model.vocab_size`` is overridden, the model's vocabulary follows the shards'.
+    """
+    cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
+    if args.preset:
+        cfg = dataclasses.replace(cfg, model=get_preset(args.preset), preset=args.preset)
+    flags = {"data": args.data, "out": args.out, "tokens": args.tokens, "flops": args.flops}
+    cfg = cfg.merge({k: v for k, v in flags.items() if v is not None})
+    overrides = list(args.overrides)
+    if cfg.data and not any(o.startswith("model.vocab_size=") for o in overrides):
+        vocab = open_split(cfg.data, "train")[0].header["vocab_size"]
+        cfg = cfg.merge({"model.vocab_size": vocab})
+    return cfg.merge(overrides)
+
+
+def run(args) -> int:
+    from scalinglab.train.trainer import plan_run, train  # torch import only when training
+
+    cfg = build_config(args)
+    if args.dry_run:
+        plan = plan_run(cfg)
+        print_json({"config": cfg.as_dict(), "plan": dataclasses.asdict(plan)})
+        return 0
+    summary = train(cfg, progress=not args.quiet)
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"run {cfg.out}: {summary['steps']} steps, {summary['tokens']:,} tokens, "
+              f"train loss {summary['final_train_loss']:.4f}, "
+              f"val loss {summary['final_val_loss']:.4f}, {summary['wall_time_s']:.1f}s")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train one model",
+        description="Train one model. Example: scalinglab train --preset tiny --data SHARDS "
+        "--tokens 1e6 --out runs/tiny lr=3e-3 model.n_layers=4",
+    )
+    p.add_argument("--preset", help="model preset (see `scalinglab models`)")
+    p.add_argument("--config", help="YAML/JSON TrainConfig to start from")
+    p.add_argument("--data", help="token shard directory")
+    p.add_argument("--tokens", type=float, help="token budget (e.g. 2e6)")
+    p.add_argument("--flops", type=float, help="FLOP budget (instead of --tokens)")
+    p.add_argument("--out", help="run directory (re-running the command resumes it)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and plan")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "overrides", nargs="*", help="key=value overrides, e.g. lr=1e-3 model.n_layers=4",
+    )
+    p.set_defaults(func=run)

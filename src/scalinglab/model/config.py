@@ -1,0 +1,108 @@
+"""ModelConfig: the shape and variants of a decoder-only transformer, as plain data."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+from scalinglab.config import Config, ConfigError
+
+
+class NormType(enum.StrEnum):
+    """Normalisation layer: GPT-3 / MT-NLG use LayerNorm, Gopher / Chinchilla RMSNorm."""
+
+    layernorm = "layernorm"
+    rmsnorm = "rmsnorm"
+
+
+class PositionType(enum.StrEnum):
+    """Position information.
+
+    ``learned``: absolute embeddings added to the input (GPT-3).
+    ``rotary``: rotary embeddings applied to queries and keys (RoPE).
+    ``relative``: Transformer-XL relative attention (Dai et al. 2019) as Gopher / Chinchilla use
+    it: every layer projects sinusoidal relative encodings with its own d_model x (heads*d_head)
+    matrix and adds the content / position biases u and v to the queries.
+    """
+
+    learned = "learned"
+    rotary = "rotary"
+    relative = "relative"
+
+
+class MLPType(enum.StrEnum):
+    """Feed-forward block: GELU (two matrices) or SwiGLU (three matrices)."""
+
+    gelu = "gelu"
+    swiglu = "swiglu"
+
+
+@dataclasses.dataclass
+class ModelConfig(Config):
+    """Shape and variants of a decoder-only transformer."""
+
+    n_layers: int = 2
+    """Number of transformer blocks."""
+    d_model: int = 64
+    """Width of the residual stream."""
+    n_heads: int = 4
+    """Number of attention heads."""
+    d_head: int | None = None
+    """Size of one head; defaults to d_model // n_heads. Kept independent of d_model so that
+    published shapes such as GPT-3 13B (d_model 5140, 40 heads of 128) are representable."""
+    d_ff: int | None = None
+    """Hidden size of the feed-forward block; defaults to 4 * d_model."""
+    vocab_size: int = 256
+    """Number of token ids (embedding rows)."""
+    max_seq_len: int = 128
+    """Longest context the model is built for (size of learned position tables)."""
+    norm: NormType = NormType.layernorm
+    """Normalisation layer type."""
+    position: PositionType = PositionType.learned
+    """Position scheme."""
+    mlp: MLPType = MLPType.gelu
+    """Feed-forward block type."""
+    tie_embeddings: bool = True
+    """Share the input embedding matrix with the output projection."""
+    bias: bool = True
+    """Biases in linear layers and LayerNorm (GPT-3 style); False for Gopher-style models."""
+    norm_eps: float = 1e-5
+    """Epsilon of the normalisation layers."""
+    rope_theta: float = 10000.0
+    """Base of the rotary frequencies (only used with position=rotary)."""
+
+    def __post_init__(self) -> None:
+        if self.d_head is None:
+            if self.n_heads <= 0 or self.d_model % self.n_heads:
+                raise ConfigError(
+                    f"ModelConfig: d_model={self.d_model} is not divisible by "
+                    f"n_heads={self.n_heads}; set d_head explicitly"
+                )
+            self.d_head = self.d_model // self.n_heads
+        if self.d_ff is None:
+            self.d_ff = 4 * self.d_model
+        self.validate()
+
+    def validate(self) -> None:
+        for name in ("n_layers", "d_model", "n_heads", "d_head", "d_ff", "vocab_size",
+                     "max_seq_len"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
+        if self.position == PositionType.rotary and self.head_dim % 2:
+            raise ConfigError(f"ModelConfig.d_head={self.head_dim} must be even for rotary")
+
+    @property
+    def head_dim(self) -> int:
+        assert self.d_head is not None
+        return self.d_head
+
+    @property
+    def ff_dim(self) -> int:
+        assert self.d_ff is not None
+        return self.d_ff
+
+    @property
+    def attn_dim(self) -> int:
+        """Width of the concatenated heads (n_heads * d_head)."""
+        return self.n_heads * self.head_dim

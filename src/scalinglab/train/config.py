@@ -1,0 +1,78 @@
+"""TrainConfig: everything a training run needs, as plain data saved in the run directory."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from scalinglab.config import Config, ConfigError
+from scalinglab.model.accounting import FlopConvention
+from scalinglab.model.config import ModelConfig
+
+
+@dataclasses.dataclass
+class TrainConfig(Config):
+    """A training run: model, data, budget, optimiser, schedule and bookkeeping."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    """Shape and variants of the model."""
+    preset: str = ""
+    """Name of the preset the model came from (informational)."""
+    data: str = ""
+    """Token shard directory (see ``scalinglab.data.shards``)."""
+    out: str = ""
+    """Run directory."""
+    tokens: int = 0
+    """Token budget; 0 means derive it from ``flops``."""
+    flops: float = 0.0
+    """FLOP budget under ``flop_convention``; used when ``tokens`` is 0."""
+    flop_convention: FlopConvention = FlopConvention.chinchilla
+    """How a FLOP budget converts to tokens (kaplan, total_6n or chinchilla)."""
+    seq_len: int = 0
+    """Training context; 0 means model.max_seq_len."""
+    batch_tokens: int = 8192
+    """Global batch size in tokens (micro-batches are accumulated to reach it)."""
+    micro_batch_size: int = 0
+    """Sequences per forward pass; 0 means the whole batch at once."""
+    lr: float = 1e-3
+    """Peak learning rate."""
+    min_lr_ratio: float = 0.1
+    """Cosine decays to this fraction of the peak (Chinchilla: 10x decay)."""
+    warmup_fraction: float = 0.05
+    """Fraction of the steps spent in linear warm-up (at least one step)."""
+    weight_decay: float = 0.1
+    """AdamW weight decay, applied to matrices only (not norms, biases, u/v)."""
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this value (0 disables)."""
+    eval_every: int = 0
+    """Steps between validation evaluations; 0 means about 10 per run."""
+    eval_tokens: int = 32768
+    """Validation tokens per evaluation (a fixed set of windows)."""
+    checkpoint_every: int = 0
+    """Steps between checkpoints; 0 means about 10 per run."""
+    keep_checkpoints: int = 2
+    """How many step checkpoints to keep."""
+    seed: int = 0
+    """Seeds the weights and the data order."""
+    device: str = "auto"
+    """auto, cpu, cuda or cuda:N."""
+    dtype: str = "fp32"
+    """fp32, or bf16 (autocast; parameters and optimiser state stay fp32)."""
+    compile: bool = False
+    """Wrap the model in torch.compile."""
+    peak_flops: float = 0.0
+    """Peak FLOP/s that MFU is measured against; 0 means look up or measure it."""
+    threads: int = 0
+    """CPU threads for torch; 0 keeps torch's default."""
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("fp32", "bf16"):
+            raise ConfigError(f"TrainConfig.dtype must be fp32 or bf16, got {self.dtype!r}")
+        if self.tokens < 0 or self.flops < 0:
+            raise ConfigError("TrainConfig.tokens and TrainConfig.flops must be >= 0")
+
+    @property
+    def context(self) -> int:
+        return self.seq_len or self.model.max_seq_len

@@ -1,0 +1,300 @@
+"""Single-process trainer: owns the steps; metrics, evaluation, progress and checkpoints are
+callbacks.
+
+A run directory holds ``config.json`` (the resolved TrainConfig), ``metrics.jsonl``,
+``checkpoints/``, ``model.safetensors`` + ``model_config.json`` and, written last and
+atomically, ``summary.json``. A run whose ``summary.json`` exists is complete; a run with a
+checkpoint resumes from it, and on CPU its loss curve is bit-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from scalinglab.config import ConfigError
+from scalinglab.model.accounting import (
+    FlopConvention,
+    all_conventions,
+    count_params,
+    train_flops_per_token,
+)
+from scalinglab.model.transformer import build_model
+from scalinglab.train import checkpoint as ckpt
+from scalinglab.train.callbacks import (
+    Callback,
+    CheckpointCallback,
+    EvalCallback,
+    MetricsCallback,
+    ProgressCallback,
+)
+from scalinglab.train.config import TrainConfig
+from scalinglab.train.data import TokenWindows
+from scalinglab.train.metrics import read_metrics
+from scalinglab.train.optim import build_optimizer, lr_at
+from scalinglab.utils.hardware import peak_flops
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """How a budget becomes steps: derived from a TrainConfig, never stored separately."""
+
+    steps: int
+    seq_len: int
+    batch_seqs: int
+    micro_batch: int
+    accum: int
+    tokens_per_step: int
+
+    @property
+    def tokens(self) -> int:
+        return self.steps * self.tokens_per_step
+
+
+def plan_run(cfg: TrainConfig) -> RunPlan:
+    """Turn the token or FLOP budget into steps; one-line errors for impossible budgets."""
+    seq = cfg.context
+    if seq > cfg.model.max_seq_len:
+        raise ConfigError(f"seq_len={seq} exceeds model.max_seq_len={cfg.model.max_seq_len}")
+    if cfg.batch_tokens < seq or cfg.batch_tokens % seq:
+        raise ConfigError(f"batch_tokens={cfg.batch_tokens} must be a multiple of seq_len={seq}")
+    batch_seqs = cfg.batch_tokens // seq
+    micro = cfg.micro_batch_size or batch_seqs
+    if batch_seqs % micro:
+        raise ConfigError(
+            f"micro_batch_size={micro} does not divide the batch of {batch_seqs} sequences"
+        )
+    tokens = cfg.tokens
+    if tokens == 0:
+        if cfg.flops <= 0:
+            raise ConfigError("set a budget: tokens=N or flops=C")
+        tokens = int(cfg.flops / train_flops_per_token(cfg.model, cfg.flop_convention, seq))
+    steps = tokens // cfg.batch_tokens
+    if steps < 1:
+        raise ConfigError(
+            f"budget of {tokens} tokens is smaller than one step of {cfg.batch_tokens} tokens"
+        )
+    return RunPlan(steps, seq, batch_seqs, micro, batch_seqs // micro, cfg.batch_tokens)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Trainer:
+    """Trains one model on one device. ``fit()`` runs (or resumes) the whole run."""
+
+    def __init__(self, cfg: TrainConfig, callbacks: list[Callback] | None = None,
+                 progress: bool = True):
+        if not cfg.out:
+            raise ConfigError("TrainConfig.out (the run directory) is not set")
+        self.cfg = cfg
+        self.run_dir = Path(cfg.out)
+        self.plan = plan_run(cfg)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = resolve_device(cfg.device)
+        self.train_data = TokenWindows(cfg.data, "train", self.plan.seq_len, seed=cfg.seed)
+        self.val_data = TokenWindows(cfg.data, "val", self.plan.seq_len, seed=cfg.seed)
+        if self.train_data.vocab_size > cfg.model.vocab_size:
+            raise ConfigError(
+                f"{cfg.data}: shards use a vocabulary of {self.train_data.vocab_size} ids but "
+                f"model.vocab_size is {cfg.model.vocab_size}"
+            )
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg.model, seed=cfg.seed, device=self.device)
+        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                       enabled=cfg.dtype == "bf16")
+        self.flops_per_token = train_flops_per_token(cfg.model, FlopConvention.chinchilla,
+                                                     self.plan.seq_len)
+        self.peak_flops = cfg.peak_flops or peak_flops(self.device, cfg.dtype)
+        self.step = 0
+        self.elapsed = 0.0  # training seconds over all sessions of this run
+        self.last_val_loss: float | None = None
+        self.last_val_step = -1
+        self.callbacks = callbacks if callbacks is not None else default_callbacks(cfg, progress)
+
+    # ------------------------------------------------------------------ one step
+
+    def forward_backward_step(self, inputs: torch.Tensor, targets: torch.Tensor,
+                              scale: float) -> torch.Tensor:
+        """Loss of one micro-batch; gradients of ``loss * scale`` are accumulated."""
+        inputs, targets = inputs.to(self.device), targets.to(self.device)
+        with self.autocast:
+            logits = self.forward(inputs)  # (B, T, V)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+        (loss * scale).backward()
+        return loss.detach()
+
+    def train_step(self) -> dict[str, Any]:
+        """One optimiser step over a global batch (with gradient accumulation)."""
+        plan = self.plan
+        lr = lr_at(self.step, plan.steps, self.cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        first = self.step * plan.batch_seqs
+        loss = torch.zeros((), device=self.device)
+        for micro in range(plan.accum):
+            x, y = self.train_data.batch(first + micro * plan.micro_batch, plan.micro_batch)
+            loss += self.forward_backward_step(x, y, 1.0 / plan.accum)
+        clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip, foreach=True)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return {"step": self.step, "lr": lr, "train_loss": float(loss / plan.accum),
+                "grad_norm": float(grad_norm)}
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """Mean loss over a fixed set of validation windows (the same at every evaluation)."""
+        self.model.eval()
+        windows = max(1, self.cfg.eval_tokens // self.plan.seq_len)
+        total, count = 0.0, 0
+        for x, y in self.val_data.sequential_batches(self.plan.micro_batch, windows):
+            with self.autocast:
+                logits = self.forward(x.to(self.device))
+            loss = F.cross_entropy(logits.float().flatten(0, 1), y.to(self.device).flatten(),
+                                   reduction="sum")
+            total += float(loss)
+            count += y.numel()
+        self.model.train()
+        self.last_val_loss, self.last_val_step = total / count, self.step
+        return self.last_val_loss
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "samples_seen": self.step * self.plan.batch_seqs,
+            "elapsed": self.elapsed,
+            "last_val_loss": self.last_val_loss,
+            "last_val_step": self.last_val_step,
+            "rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.elapsed = float(state["elapsed"])
+        self.last_val_loss = state.get("last_val_loss")
+        self.last_val_step = int(state.get("last_val_step", -1))
+        torch.set_rng_state(state["rng"])
+
+    # ------------------------------------------------------------------ the run
+
+    def _prepare_run_dir(self) -> int | None:
+        """Write or check config.json; load the newest checkpoint. Returns the resume step."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config_path = self.run_dir / "config.json"
+        if config_path.exists():
+            saved = json.loads(config_path.read_text())
+            if saved != self.cfg.as_dict():
+                raise ConfigError(
+                    f"{self.run_dir}: holds a run with a different config; use another --out"
+                )
+        else:
+            ckpt.atomic_write_json(config_path, self.cfg.as_dict())
+        latest = ckpt.latest_checkpoint(self.run_dir)
+        if latest is None:
+            return None
+        self.load_state_dict(ckpt.load_checkpoint(latest))
+        return self.step
+
+    def fit(self) -> dict[str, Any]:
+        """Run (or resume) training to the planned step; returns ``summary.json``'s content."""
+        summary_path = self.run_dir / "summary.json"
+        if summary_path.exists():
+            return json.loads(summary_path.read_text())
+        resume_step = self._prepare_run_dir()
+        for cb in self.callbacks:
+            cb.on_start(self, resume_step)
+        while self.step < self.plan.steps:
+            start = time.perf_counter()
+            metrics = self.train_step()
+            self.elapsed += time.perf_counter() - start
+            self._add_throughput(metrics, time.perf_counter() - start)
+            for cb in self.callbacks:
+                cb.post_step(self, metrics)
+        summary = self.summary()
+        ckpt.export_model(self.run_dir, self.model, self.cfg.model)
+        for cb in self.callbacks:
+            cb.on_end(self, summary)
+        ckpt.atomic_write_json(summary_path, summary)
+        return summary
+
+    def _add_throughput(self, metrics: dict[str, Any], seconds: float) -> None:
+        tokens = self.step * self.plan.tokens_per_step
+        tps = self.plan.tokens_per_step / max(seconds, 1e-9)
+        metrics.update(
+            tokens=tokens, flops=tokens * self.flops_per_token, tokens_per_s=tps,
+            mfu=tps * self.flops_per_token / self.peak_flops, elapsed=self.elapsed,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        if self.last_val_step != self.step:
+            self.evaluate()
+        params = count_params(self.cfg.model)
+        tokens = self.plan.tokens
+        return {
+            "status": "complete",
+            "preset": self.cfg.preset,
+            "steps": self.step,
+            "tokens": tokens,
+            "seq_len": self.plan.seq_len,
+            "batch_tokens": self.plan.tokens_per_step,
+            "final_train_loss": self._recent_train_loss(),
+            "final_val_loss": self.last_val_loss,
+            "params_total": params.total,
+            "params_non_embedding": params.non_embedding,
+            "params_embedding": params.embedding,
+            **all_conventions(self.cfg.model, tokens, self.plan.seq_len),
+            "wall_time_s": self.elapsed,
+            "tokens_per_s": tokens / max(self.elapsed, 1e-9),
+            "device": str(self.device),
+            "dtype": self.cfg.dtype,
+        }
+
+    def _recent_train_loss(self) -> float | None:
+        """Mean training loss over the last 10% of steps (read back from metrics.jsonl)."""
+        rows = [r for r in read_metrics(self.run_dir) if "train_loss" in r]
+        tail = rows[-max(1, self.plan.steps // 10):]
+        return sum(r["train_loss"] for r in tail) / len(tail) if tail else None
+
+    @property
+    def eval_every(self) -> int:
+        return self.cfg.eval_every or max(1, self.plan.steps // 10)
+
+    @property
+    def checkpoint_every(self) -> int:
+        return self.cfg.checkpoint_every or max(1, self.plan.steps // 10)
+
+
+def default_callbacks(cfg: TrainConfig, progress: bool = True) -> list[Callback]:
+    """Evaluation, then metrics logging, then progress, then checkpointing (order matters:
+    a step's metrics row includes its validation loss, and a checkpoint follows its row)."""
+    cbs: list[Callback] = [EvalCallback(), MetricsCallback()]
+    if progress:
+        cbs.append(ProgressCallback())
+    cbs.append(CheckpointCallback())
+    return cbs
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Python API of ``scalinglab train``: run (or resume) ``cfg`` and return its summary."""
+    return Trainer(cfg, progress=progress).fit()
