@@ -1,0 +1,121 @@
+"""``scalinglab sweep plan|run|status``: scaling studies as resumable tables of runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scalinglab.cli.common import format_count, print_json, print_table
+from scalinglab.scaling.sweep import RunSpec, SweepConfig, load_plan, plan_study
+
+
+def build_config(args) -> SweepConfig:
+    """--config file (or the study's own sweep.json when re-planning), flags, overrides."""
+    study_cfg = Path(args.study) / "sweep.json"
+    if args.config:
+        cfg = SweepConfig.from_file(args.config)
+    elif study_cfg.exists():
+        cfg = SweepConfig.from_file(study_cfg)
+    else:
+        cfg = SweepConfig()
+    if args.data:
+        cfg = cfg.merge({"data": args.data})
+    return cfg.merge(list(args.overrides))
+
+
+def plan_rows(specs: list[RunSpec]) -> list[dict]:
+    rows = []
+    for s in specs:
+        m, t = s.model, s.train
+        rows.append({
+            "run_id": s.run_id, "kind": s.kind,
+            "budget": "" if s.budget is None else f"{s.budget:.2e}",
+            "shape": f"{m.n_layers}x{m.d_model}", "params": format_count(s.target_params),
+            "tokens": format_count(t["tokens"]), "batch": t["batch_tokens"],
+            "lr": f"{t['lr']:.2e}",
+        })
+    return rows
+
+
+def run_plan(args) -> int:
+    from scalinglab.scaling.study import extend_brackets
+
+    if args.extend:
+        new = extend_brackets(args.study)
+        if not args.json:
+            print(f"{args.study}: bracketing added {len(new)} run(s)")
+    else:
+        new = plan_study(args.study, build_config(args))
+        if not args.json:
+            total = len(load_plan(args.study))
+            print(f"{args.study}: {len(new)} new run(s), {total} planned in all")
+    if args.json:
+        print_json([s.as_dict() for s in new])
+    elif new:
+        print_table(plan_rows(new), ["run_id", "kind", "budget", "shape", "params", "tokens",
+                                     "batch", "lr"])
+    return 0
+
+
+def run_run(args) -> int:
+    from scalinglab.scaling.launch import run_sweep
+
+    out = run_sweep(args.study, workers=args.workers, launcher=args.launcher,
+                    retry_failed=args.retry_failed, bracket=not args.no_bracket,
+                    progress=not args.quiet)
+    if args.json:
+        print_json({"complete": out.complete, "failed": out.failed, "trained": out.trained,
+                    "added": out.added, "study_csv": str(Path(args.study) / "study.csv")})
+    else:
+        added = f", bracketing added {len(out.added)}" if out.added else ""
+        print(f"{args.study}: {out.complete} complete, {out.failed} failed "
+              f"({out.trained} trained now{added}); table: {Path(args.study) / 'study.csv'}")
+    return 1 if out.failed else 0
+
+
+def run_status_cmd(args) -> int:
+    from scalinglab.scaling.study import run_status
+
+    specs = load_plan(args.study)
+    rows = [{"run_id": s.run_id, "kind": s.kind, "status": run_status(args.study, s.run_id)}
+            for s in specs]
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(rows, ["run_id", "kind", "status"])
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "sweep", help="plan and run scaling studies (IsoFLOP, fixed-size, depth-vs-width)",
+        description="Example: scalinglab sweep plan studies/s1 --data SHARDS "
+        "'isoflop.budgets=[1e12,4e12]' && scalinglab sweep run studies/s1 --workers 2",
+    )
+    sub = p.add_subparsers(dest="sweep_cmd", metavar="CMD", required=True)
+
+    plan = sub.add_parser("plan", help="write (or add to) a study directory of run configs")
+    plan.add_argument("study", help="study directory")
+    plan.add_argument("--data", help="token shard directory")
+    plan.add_argument("--config", help="YAML/JSON SweepConfig")
+    plan.add_argument("--extend", action="store_true",
+                      help="add sizes beyond IsoFLOP grid edges that hold the minimum")
+    plan.add_argument("--json", action="store_true", help="print the new runs as JSON")
+    plan.add_argument("overrides", nargs="*",
+                      help="key=value SweepConfig overrides, e.g. 'isoflop.budgets=[1e12]'")
+    plan.set_defaults(func=run_plan)
+
+    run = sub.add_parser("run", help="run the study's pending runs (resumes; skips finished)")
+    run.add_argument("study", help="study directory")
+    run.add_argument("--workers", type=int, default=1, help="runs at once (local launcher)")
+    run.add_argument("--launcher", default="local", choices=["local", "slurm"])
+    run.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    run.add_argument("--no-bracket", action="store_true",
+                     help="do not extend IsoFLOP grids whose minimum is on an edge")
+    run.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=run_run)
+
+    status = sub.add_parser("status", help="each planned run and its status")
+    status.add_argument("study", help="study directory")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=run_status_cmd)
