@@ -13,7 +13,7 @@ import sys
 
 from scalinglab.errors import ScalinglabError
 
-STAGES = ["models", "train", "sweep", "demo"]
+STAGES = ["models", "train", "sweep", "report", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -250,6 +250,9 @@ def make_run(cfg: SweepConfig, run_id: str, kind: str, model: ModelConfig, token
     """A RunSpec whose lr and batch follow the study's rules of N."""
     n_ne = count_params(model).non_embedding
     batch = cfg.batch(n_ne, tokens, cfg.seq_len)
+    # Whole steps, rounded to the nearest: the compute lands within half a batch of the plan
+    # (the trainer would otherwise floor it).
+    tokens = max(1, round(tokens / batch)) * batch
     train = TrainConfig(
         model=model, data=cfg.data, out=f"runs/{run_id}", tokens=int(tokens),
         flop_convention=cfg.flop_convention, seq_len=cfg.seq_len, batch_tokens=batch,

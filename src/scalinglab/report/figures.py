@@ -1,0 +1,301 @@
+"""The report's matplotlib figures. Each returns a Figure, or None when the study lacks the
+data for it (the page then says what is missing)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: figures are rendered to PNG bytes
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from scalinglab.report.data import (  # noqa: E402
+    StudyData,
+    approach3_band,
+    approach3_loss,
+    approach3_optimum,
+    approach3_params,
+    get,
+    power_law,
+    reference_laws,
+)
+
+APPROACH_STYLE = {"approach1": ("Approach 1", "C0"), "approach2": ("Approach 2", "C1"),
+                  "approach3": ("Approach 3", "C2")}
+
+
+def _budget_colors(budgets: list[float]) -> dict[float, Any]:
+    cmap = plt.get_cmap("viridis")
+    n = max(1, len(budgets) - 1)
+    return {b: cmap(0.1 + 0.8 * i / n) for i, b in enumerate(budgets)}
+
+
+def training_curves(s: StudyData) -> Figure | None:
+    """Training loss against compute (left) and validation loss against tokens (right)."""
+    runs = [r for r in s.complete() if s.curves.get(r["run_id"])]
+    if not runs:
+        return None
+    sizes = [float(r[s.count]) for r in runs]
+    norm = LogNorm(min(sizes), max(sizes) * 1.0001)
+    cmap = plt.get_cmap("plasma")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for r in runs:
+        rows = s.curves[r["run_id"]]
+        per_token = s.flops(r) / max(1, r["tokens"])
+        color = cmap(norm(float(r[s.count])))
+        steps = [m for m in rows if "train_loss" in m and "tokens" in m]
+        ax1.plot([m["tokens"] * per_token for m in steps], _smooth([m["train_loss"]
+                 for m in steps]), color=color, lw=0.9, alpha=0.8)
+        val = [m for m in rows if m.get("val_loss") is not None]
+        ax2.plot([m["tokens"] for m in val], [m["val_loss"] for m in val], "-o", ms=2,
+                 color=color, lw=0.9, alpha=0.8)
+    ax1.set(xscale="log", xlabel=f"training FLOPs ({s.convention})", ylabel="training loss",
+            title="Training curves")
+    ax2.set(xscale="log", xlabel="tokens", ylabel="validation loss", title="Validation loss")
+    _clip_y(ax1, [r["final_train_loss"] for r in runs if r.get("final_train_loss")])
+    _clip_y(ax2, [r["final_val_loss"] for r in runs])
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=[ax1, ax2],
+                 label=f"parameters ({s.count.removeprefix('params_').replace('_', '-')})")
+    return fig
+
+
+def _smooth(y: list[float], window: int = 9) -> np.ndarray:
+    """Running mean (edges shrink the window) so that noisy tiny-batch curves stay legible."""
+    y_arr = np.asarray(y, dtype=float)
+    if len(y_arr) < window:
+        return y_arr
+    kernel = np.ones(window) / window
+    num = np.convolve(y_arr, kernel, mode="same")
+    den = np.convolve(np.ones_like(y_arr), kernel, mode="same")
+    return num / den
+
+
+def _clip_y(ax, finals: list[float]) -> None:
+    """Zoom on the end of training: the first steps' loss would flatten everything else."""
+    if finals:
+        lo, hi = min(finals), max(finals)
+        ax.set_ylim(lo - 0.1 * (hi - lo + 0.2), hi + 1.5 * (hi - lo + 0.2))
+
+
+def isoflop_profiles(s: StudyData) -> Figure | None:
+    """Final validation loss against N per budget, the fitted parabolas and their minima."""
+    budgets = s.budgets()
+    if not budgets:
+        return None
+    colors = _budget_colors(budgets)
+    minima = {float(m["budget"]): m for m in get(s.fits, "approach2", "minima", default=[])
+              if isinstance(m, dict) and m.get("budget")}
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for b in budgets:
+        runs = sorted((r for r in s.complete("isoflop") if r["budget"] == b),
+                      key=lambda r: r[s.count])
+        n = np.array([float(r[s.count]) for r in runs])
+        loss = np.array([float(r["final_val_loss"]) for r in runs])
+        ax.plot(n, loss, "o", color=colors[b], label=f"C = {b:.2g}")
+        if len(runs) >= 3:
+            # The drawn curve is a least-squares parabola in log10 N (as Approach 2 fits); the
+            # marked minimum is the fit stage's, with its bootstrap interval when present.
+            coef = np.polyfit(np.log10(n), loss, 2)
+            x = np.linspace(np.log10(n.min()) - 0.15, np.log10(n.max()) + 0.15, 100)
+            ax.plot(10 ** x, np.polyval(coef, x), "-", color=colors[b], lw=1.2)
+            _mark_minimum(ax, minima.get(b), coef, colors[b])
+    ax.set(xscale="log", xlabel=f"parameters N ({s.count.removeprefix('params_')})",
+           ylabel="final validation loss", title="IsoFLOP profiles (Approach 2)")
+    ax.legend(fontsize=8, title="budget (FLOPs)", title_fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    return fig
+
+
+def _mark_minimum(ax, m: dict[str, Any] | None, coef: np.ndarray, color: Any) -> None:
+    if m and m.get("n_opt"):
+        n_opt, loss = float(m["n_opt"]), m.get("loss_min")
+        loss = float(loss) if loss is not None else float(np.polyval(coef, math.log10(n_opt)))
+        ci = m.get("n_opt_ci")
+        xerr = None
+        if isinstance(ci, (list, tuple)) and len(ci) == 2:
+            xerr = [[max(0.0, n_opt - float(ci[0]))], [max(0.0, float(ci[1]) - n_opt)]]
+        ax.errorbar([n_opt], [loss], xerr=xerr, fmt="*", ms=13, color=color, mec="black",
+                    capsize=4, ecolor="black", zorder=5)
+    elif coef[0] > 0:
+        x = -coef[1] / (2 * coef[0])
+        ax.plot([10 ** x], [np.polyval(coef, x)], "*", ms=13, color=color, mec="black", zorder=5)
+
+
+def _budget_range(s: StudyData) -> np.ndarray:
+    budgets = s.budgets() or [float(s.flops(r)) for r in s.complete() if s.flops(r) > 0]
+    if not budgets:
+        return np.array([])
+    return np.logspace(math.log10(min(budgets) / 3), math.log10(max(budgets) * 1000), 60)
+
+
+def optimal_allocation(s: StudyData) -> Figure | None:
+    """N_opt(C) and D_opt(C) on log-log axes: fitted laws, bootstrap band, references."""
+    c = _budget_range(s)
+    if c.size == 0:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    minima = [m for m in get(s.fits, "approach2", "minima", default=[]) if isinstance(m, dict)]
+    for ax, which in zip(axes, ("n", "d"), strict=True):
+        for key, (label, color) in APPROACH_STYLE.items():
+            law = power_law(s.fits.get(key) or {}, which)
+            if law:
+                ax.plot(c, law[0] * c ** law[1], color=color, lw=2,
+                        label=f"{label}: {which.upper()} ~ C^{law[1]:.2f}")
+        band = approach3_band(s.fits, c)
+        if band is not None:
+            lo, hi = (band[0], band[1]) if which == "n" else (band[2], band[3])
+            ax.fill_between(c, lo, hi, color="C2", alpha=0.2, label="Approach 3, 90% bootstrap")
+        for label, (n, d) in reference_laws(c).items():
+            style = ":" if "Kaplan" in label else "--"
+            ax.plot(c, n if which == "n" else d, style, color="grey", lw=1, label=label)
+        _plot_minima(ax, minima, which)
+        ax.axvspan(c[0], max(s.budgets() or [c[0]]), color="0.92", zorder=0)
+        ax.set(xscale="log", yscale="log", xlabel=f"compute C (FLOPs, {s.convention})",
+               ylabel="optimal parameters N" if which == "n" else "optimal tokens D",
+               title="N_opt(C)" if which == "n" else "D_opt(C)")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def _plot_minima(ax, minima: list[dict[str, Any]], which: str) -> None:
+    pts = [(float(m["budget"]), m.get("n_opt" if which == "n" else "d_opt"), m) for m in minima]
+    pts = [(b, float(v), m) for b, v, m in pts if v]
+    if not pts:
+        return
+    yerr = None
+    if which == "n" and all(isinstance(m.get("n_opt_ci"), (list, tuple)) for _, _, m in pts):
+        yerr = [[max(0.0, v - float(m["n_opt_ci"][0])) for _, v, m in pts],
+                [max(0.0, float(m["n_opt_ci"][1]) - v) for _, v, m in pts]]
+    ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=yerr, fmt="o", color="C1",
+                mec="black", capsize=3, zorder=5, label="IsoFLOP minima")
+
+
+def loss_contours(s: StudyData) -> Figure | None:
+    """Approach 3's L(N, D) as contours, the runs, IsoFLOP lines and the efficient frontier."""
+    p = approach3_params(s.fits)
+    runs = s.complete()
+    if p is None or not runs:
+        return None
+    n_runs = np.array([float(r[s.count]) for r in runs])
+    d_runs = np.array([float(r["tokens"]) for r in runs])
+    c = _budget_range(s)
+    n_front, d_front = approach3_optimum(p, c)
+    n_lo, n_hi = min(n_runs.min(), n_front.min()) / 2, max(n_runs.max(), n_front.max()) * 2
+    d_lo, d_hi = min(d_runs.min(), d_front.min()) / 2, max(d_runs.max(), d_front.max()) * 2
+    nn, dd = np.meshgrid(np.logspace(np.log10(n_lo), np.log10(n_hi), 200),
+                         np.logspace(np.log10(d_lo), np.log10(d_hi), 200))
+    loss = approach3_loss(p, nn, dd)
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    levels = np.quantile(loss, np.linspace(0.02, 0.9, 14))
+    cs = ax.contour(nn, dd, loss, levels=np.unique(np.round(levels, 3)), cmap="viridis_r",
+                    linewidths=0.8)
+    ax.clabel(cs, fontsize=7, fmt="%.2f")
+    for b in s.budgets():
+        n_line = np.logspace(np.log10(n_lo), np.log10(n_hi), 50)
+        ax.plot(n_line, b / (6 * n_line), ":", color="grey", lw=0.8)
+    ax.plot(n_front, d_front, "-", color="crimson", lw=2, label="efficient frontier (Approach 3)")
+    sc = ax.scatter(n_runs, d_runs, c=[r["final_val_loss"] for r in runs], cmap="viridis_r",
+                    edgecolors="black", s=30, zorder=5, label="runs")
+    fig.colorbar(sc, ax=ax, label="final validation loss")
+    ax.set(xscale="log", yscale="log", xlim=(n_lo, n_hi), ylim=(d_lo, d_hi),
+           xlabel=f"parameters N ({s.count.removeprefix('params_')})", ylabel="tokens D",
+           title="L(N, D) = E + A/N^alpha + B/D^beta (dotted: C = 6ND of each budget)")
+    ax.legend(fontsize=8, loc="upper right")
+    return fig
+
+
+def holdout_trust(s: StudyData) -> Figure | None:
+    """The held-out budget: its runs, and the predicted optimum and loss against achieved."""
+    h = s.fits.get("holdout") or {}
+    budget = h.get("budget")
+    pred = h.get("predicted_loss")
+    if budget is None or pred is None:
+        return None
+    runs = sorted((r for r in s.complete("isoflop") if r.get("budget") == float(budget)),
+                  key=lambda r: r[s.count])
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    if runs:
+        ax.plot([r[s.count] for r in runs], [r["final_val_loss"] for r in runs], "o-",
+                color="0.4", label=f"held-out runs (C = {float(budget):.2g})")
+    n_pred = h.get("predicted_n_opt")
+    x = float(n_pred) if n_pred else float(np.median([r[s.count] for r in runs] or [1.0]))
+    ci = h.get("predicted_loss_ci")
+    yerr = None
+    if isinstance(ci, (list, tuple)) and len(ci) == 2:
+        yerr = [[max(0.0, pred - float(ci[0]))], [max(0.0, float(ci[1]) - pred)]]
+    ax.errorbar([x], [pred], yerr=yerr, fmt="*", ms=15, color="C3", mec="black", capsize=5,
+                label="predicted optimum (fit without this budget)")
+    achieved = h.get("achieved_loss")
+    if achieved is not None:
+        ax.axhline(float(achieved), color="C0", ls="--", label="achieved (best held-out run)")
+        err = h.get("loss_error_pct", 100 * (pred - float(achieved)) / float(achieved))
+        ax.set_title(f"Holdout trust check: predicted loss off by {float(err):+.2f}%")
+    else:
+        ax.set_title("Holdout trust check")
+    ax.set(xscale="log", xlabel=f"parameters N ({s.count.removeprefix('params_')})",
+           ylabel="validation loss")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    return fig
+
+
+def comparison(s: StudyData) -> Figure | None:
+    """The demo's Chinchilla-vs-Gopher in miniature: validation curves of the two models."""
+    cmp = s.comparison
+    if not cmp.get("optimal") or not cmp.get("larger"):
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for key, color in (("optimal", "C2"), ("larger", "C3")):
+        m = cmp[key]
+        rows = [r for r in s.curves.get(m.get("run_id", ""), []) if r.get("val_loss") is not None]
+        label = (f"{key}: N={m.get('params', 0):.3g}, D={m.get('tokens', 0):.3g}, "
+                 f"val {m.get('val_loss', float('nan')):.3f}")
+        if rows:
+            per_token = m.get("flops", 0) / max(1, m.get("tokens", 1))
+            ax.plot([r["tokens"] * per_token for r in rows], [r["val_loss"] for r in rows],
+                    "-o", ms=3, color=color, label=label)
+    ax.set(xscale="log", xlabel=f"training FLOPs ({s.convention})", ylabel="validation loss",
+           title="Same compute: compute-optimal model vs 4x larger on 4x fewer tokens")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    return fig
+
+
+def downstream(s: StudyData) -> Figure | None:
+    """Each evaluation metric against training compute, one marker per run."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    for r in s.complete():
+        for name, value in flat_metrics(s.evals.get(r["run_id"], {})).items():
+            series.setdefault(name, []).append((s.flops(r), value))
+    series = {k: v for k, v in series.items() if len(v) >= 2}
+    if not series:
+        return None
+    names = sorted(series)[:6]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        x, y = zip(*sorted(series[name]), strict=True)
+        ax.plot(x, y, "o", color="C4")
+        ax.set(xscale="log", xlabel="FLOPs", title=name)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def flat_metrics(result: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of an evaluation results.json as 'task/metric' -> value."""
+    out: dict[str, float] = {}
+    for k, v in result.items():
+        name = f"{prefix}/{k}" if prefix else str(k)
+        if isinstance(v, dict):
+            out.update(flat_metrics(v, name))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            if not any(t in k for t in ("stderr", "count", "n_", "num", "shots", "seed", "time")):
+                out[name] = float(v)
+    return out

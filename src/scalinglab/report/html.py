@@ -1,0 +1,266 @@
+"""The self-contained HTML page: inline CSS, figures as base64 PNG, no network access."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from scalinglab.report import figures
+from scalinglab.report.data import (
+    StudyData,
+    approach3_loss,
+    approach3_params,
+    get,
+    power_law,
+)
+
+CSS = """
+body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; color: #222;
+       max-width: 1100px; margin: 2em auto; padding: 0 1.5em; line-height: 1.45; }
+h1 { font-size: 1.7em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd;
+     padding-bottom: 0.2em; margin-top: 2em; }
+.sub { color: #666; margin-top: 0; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9em; }
+table { border-collapse: collapse; font-size: 0.88em; margin: 0.8em 0; }
+th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: right; }
+th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
+.note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.5em 1em; }
+.good { color: #1a7f37; font-weight: bold; } .bad { color: #b42318; font-weight: bold; }
+.cards { display: flex; gap: 1em; flex-wrap: wrap; }
+.card { background: #f7f7f9; border-radius: 6px; padding: 0.6em 1em; min-width: 9em; }
+.card b { display: block; font-size: 1.3em; }
+details summary { cursor: pointer; color: #0550ae; }
+"""
+
+
+def esc(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def num(x: Any, digits: int = 3) -> str:
+    """Numbers for tables: 3 significant digits, blank for missing."""
+    if x is None or x == "":
+        return ""
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        if not math.isfinite(x):
+            return str(x)
+        return f"{x:.{digits}g}"
+    return esc(x)
+
+
+def ci(v: Any) -> str:
+    if isinstance(v, (list, tuple)) and len(v) == 2 and all(
+            isinstance(x, (int, float)) for x in v):
+        return f" [{num(v[0])}, {num(v[1])}]"
+    return ""
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def figure_html(fig: Figure | None, caption: str, missing: str) -> str:
+    """The figure as an inline PNG, or a note saying what is missing."""
+    if fig is None:
+        return f'<p class="note">{esc(missing)}</p>'
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode()
+    return (f'<figure><img alt="{esc(caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{esc(caption)}</figcaption></figure>")
+
+
+def safe_figure(make: Callable[[StudyData], Figure | None], s: StudyData) -> Figure | None:
+    """A figure that cannot be drawn from odd data is skipped, never fatal to the report."""
+    try:
+        return make(s)
+    except Exception:  # noqa: BLE001 - the page notes the missing figure instead
+        return None
+
+
+# ---------------------------------------------------------------------- sections
+
+
+def summary_cards(s: StudyData) -> str:
+    done = s.complete()
+    failed = [r for r in s.rows if r.get("status") == "failed"]
+    compute = sum(s.flops(r) for r in done)
+    wall = sum(float(r.get("wall_time_s") or 0) for r in done)
+    best = min(done, key=lambda r: r["final_val_loss"]) if done else None
+    cards = [("runs complete", len(done)), ("runs failed", len(failed)),
+             ("budgets", len(s.budgets())), ("total compute", f"{compute:.3g} FLOPs"),
+             ("training time", f"{wall / 60:.1f} min"),
+             ("best val loss", num(best["final_val_loss"], 4) if best else "-")]
+    return '<div class="cards">' + "".join(
+        f'<div class="card"><b>{esc(v)}</b>{esc(k)}</div>' for k, v in cards) + "</div>"
+
+
+def fit_table(s: StudyData) -> str:
+    if not s.fits:
+        return ('<p class="note">No fits.json yet: run <code>scalinglab fit STUDY</code>, then '
+                "this report again. The IsoFLOP figure shows raw parabolas meanwhile.</p>")
+    rows = []
+    for key, (label, _) in figures.APPROACH_STYLE.items():
+        f = s.fits.get(key)
+        if isinstance(f, dict) and f.get("a") is not None:
+            rows.append([label, num(f.get("a")) + ci(f.get("a_ci")),
+                         num(f.get("b")) + ci(f.get("b_ci")), num(f.get("n_coef")),
+                         num(f.get("d_coef"))])
+    rows.append(["Chinchilla paper", "0.50 / 0.49 / 0.46", "0.50 / 0.51 / 0.54", "", ""])
+    out = table(["approach", "a (N_opt ~ C^a)", "b (D_opt ~ C^b)", "N coefficient",
+                 "D coefficient"], rows)
+    p = approach3_params(s.fits)
+    if p:
+        cis = get(s.fits, "approach3", "ci", default={}) or {}
+        out += "<p>Approach 3, L(N, D) = E + A / N<sup>alpha</sup> + B / D<sup>beta</sup>:</p>"
+        out += table(["", "E", "A", "B", "alpha", "beta"], [
+            ["this study"] + [num(p[k]) + ci(cis.get(k)) for k in ("E", "A", "B", "alpha",
+                                                                     "beta")],
+            ["Chinchilla (Hoffmann et al.)", "1.69", "406.4", "410.7", "0.34", "0.28"]])
+    kap = s.fits.get("kaplan")
+    if isinstance(kap, dict) and kap:
+        scalars = {k: v for k, v in kap.items() if isinstance(v, (int, float))}
+        out += "<p>Kaplan et al. L(N, D) form:</p>"
+        out += table(list(scalars), [[num(v) for v in scalars.values()]])
+    n = s.fits.get("n_runs")
+    if n:
+        out += f"<p>Fitted on {esc(n)} runs, FLOPs counted as <code>{esc(s.convention)}</code>.</p>"
+    return out
+
+
+def allocation_rows(s: StudyData, multiples: tuple[int, ...] = (10, 100, 1000)) -> list[list]:
+    """Per larger budget and approach: N_opt, D_opt, tokens per parameter, predicted loss."""
+    budgets = s.budgets() or [max((s.flops(r) for r in s.complete()), default=0.0)]
+    top = max(budgets)
+    p3 = approach3_params(s.fits)
+    rows = []
+    for mult in multiples if top > 0 else ():
+        c = top * mult
+        for key, (label, _) in figures.APPROACH_STYLE.items():
+            f = s.fits.get(key) or {}
+            nl, dl = power_law(f, "n"), power_law(f, "d")
+            if not nl or not dl:
+                continue
+            n, d = nl[0] * c ** nl[1], dl[0] * c ** dl[1]
+            loss = float(approach3_loss(p3, np.array(n), np.array(d))) if p3 else None
+            rows.append([f"{c:.3g} ({mult}x)", label, num(n), num(d), num(d / n, 3),
+                         num(loss, 4) if loss else ""])
+    return rows
+
+
+def allocation_table(s: StudyData) -> str:
+    rows = allocation_rows(s)
+    if not rows:
+        return '<p class="note">No fitted laws yet: the allocation needs fits.json.</p>'
+    return table(["budget C", "law", "N_opt", "D_opt", "tokens / parameter",
+                  "predicted loss (Approach 3)"], rows)
+
+
+def holdout_section(s: StudyData) -> str:
+    h = s.fits.get("holdout")
+    if not isinstance(h, dict) or not h:
+        return ('<p class="note">No holdout check in fits.json: run <code>scalinglab fit STUDY '
+                "--holdout-largest</code>.</p>")
+    scalars = {k: v for k, v in h.items() if isinstance(v, (int, float, str))}
+    out = table(["quantity", "value"], [[esc(k), num(v, 4)] for k, v in scalars.items()])
+    err = h.get("loss_error_pct")
+    if err is None and h.get("predicted_loss") and h.get("achieved_loss"):
+        err = 100 * (h["predicted_loss"] - h["achieved_loss"]) / h["achieved_loss"]
+    if err is not None:
+        cls = "good" if abs(float(err)) <= 2 else "bad"
+        out = (f'<p>Predicted loss of the held-out largest budget is off by '
+               f'<span class="{cls}">{float(err):+.2f}%</span> (goal: within 2%).</p>' + out)
+    return out + figure_html(safe_figure(figures.holdout_trust, s),
+                             "Fit on all budgets but the largest; predict it; compare.",
+                             "Holdout figure unavailable (needs budget and predicted_loss).")
+
+
+def comparison_section(s: StudyData) -> str:
+    cmp = s.comparison
+    if not cmp.get("optimal") or not cmp.get("larger"):
+        return ""
+    rows = []
+    for key in ("optimal", "larger"):
+        m = cmp[key]
+        rows.append([esc(key), esc(m.get("run_id", "")), num(m.get("params")),
+                     num(m.get("tokens")), num(m.get("flops")), num(m.get("val_loss"), 4)])
+    won = cmp.get("optimal_won")
+    verdict = ""
+    if won is not None:
+        verdict = (f'<p>Compute-optimal model <span class="{"good" if won else "bad"}">'
+                   f'{"won" if won else "lost"}</span> at equal compute.</p>')
+    return ("<h2>Chinchilla vs Gopher in miniature</h2>" + verdict
+            + table(["model", "run", "N", "D", "FLOPs", "val loss"], rows)
+            + figure_html(safe_figure(figures.comparison, s), "Validation loss over training.",
+                          "No curves for the comparison runs."))
+
+
+def downstream_section(s: StudyData) -> str:
+    if not s.evals:
+        return ""
+    metrics = sorted({k for r in s.evals.values() for k in figures.flat_metrics(r)})[:8]
+    rows = [[esc(run)] + [num(figures.flat_metrics(res).get(m), 4) for m in metrics]
+            for run, res in sorted(s.evals.items())]
+    return ("<h2>Downstream evaluation</h2>" + table(["run"] + metrics, rows)
+            + figure_html(safe_figure(figures.downstream, s), "Scores against compute.",
+                          "Too few evaluated runs to plot."))
+
+
+def runs_table(s: StudyData) -> str:
+    rows = [[esc(r["run_id"]), esc(r["kind"]), num(r.get("budget")),
+             f"{r['n_layers']}x{r['d_model']}", num(r.get(s.count)), num(r.get("tokens")),
+             num(r.get("final_train_loss"), 4), num(r.get("final_val_loss"), 4),
+             num(r.get("wall_time_s")), esc(r.get("status")), esc(r.get("error") or "")]
+            for r in s.rows]
+    return ("<details><summary>All runs (" + str(len(rows)) + ")</summary>"
+            + table(["run", "kind", "budget", "shape", "N", "D", "train loss", "val loss",
+                     "wall s", "status", "error"], rows) + "</details>")
+
+
+def render(s: StudyData) -> str:
+    """The whole page."""
+    f = figures
+    parts = [
+        f"<h1>Scaling study: {esc(s.root.name)}</h1>",
+        f'<p class="sub">{esc(s.root.resolve())} &middot; FLOPs counted as '
+        f"<code>{esc(s.convention)}</code> &middot; generated "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}</p>",
+        summary_cards(s),
+        "<h2>Training curves</h2>",
+        figure_html(safe_figure(f.training_curves, s), "Colour: model size (log scale). "
+                    "Training loss is a running mean.", "No training curves yet."),
+        "<h2>IsoFLOP profiles</h2>",
+        figure_html(safe_figure(f.isoflop_profiles, s), "One colour per budget; stars mark each "
+                    "budget's fitted minimum with its bootstrap interval.",
+                    "No complete IsoFLOP runs."),
+        "<h2>Compute-optimal allocation</h2>",
+        figure_html(safe_figure(f.optimal_allocation, s), "Shaded: the budgets this study ran; "
+                    "grey lines: published laws for reference (C = 6ND in their units).",
+                    "Needs complete runs."),
+        "<h2>Fitted laws</h2>", fit_table(s),
+        "<h3>Allocation for larger budgets</h3>", allocation_table(s),
+        "<h2>Loss landscape</h2>",
+        figure_html(safe_figure(f.loss_contours, s), "Contours of the fitted L(N, D); red: the "
+                    "compute-optimal frontier.", "Needs Approach 3 in fits.json."),
+        "<h2>Can we trust the extrapolation?</h2>", holdout_section(s),
+        comparison_section(s), downstream_section(s),
+        "<h2>Runs</h2>", runs_table(s),
+    ]
+    body = "\n".join(parts)
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>scalinglab report: {esc(s.root.name)}</title><style>{CSS}</style></head>"
+            f"<body>{body}</body></html>\n")

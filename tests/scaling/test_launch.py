@@ -1,0 +1,158 @@
+"""Running sweeps: a killed sweep resumes, finished runs are skipped, a failing run is recorded
+and the sweep goes on; study.csv columns; submitit job construction without a cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scalinglab.scaling.launch import run_sweep, submit_slurm
+from scalinglab.scaling.study import STUDY_COLUMNS, read_study_csv, run_dir, run_status
+from scalinglab.scaling.sweep import (
+    SlurmConfig,
+    SweepConfig,
+    load_plan,
+    params_of,
+    plan_study,
+)
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def tiny_study(shards, study, budgets=(8e9,), sizes=3) -> list:
+    cfg = SweepConfig().merge({
+        "data": str(shards), "seq_len": 32, "isoflop.budgets": list(budgets),
+        "isoflop.sizes": sizes, "batch.min_steps": 8, "bracket_rounds": 0,
+        "train": ["eval_tokens=1024"],
+    })
+    return plan_study(study, cfg)
+
+
+def break_run(study: Path, run_id: str) -> None:
+    """Make one planned run impossible to train (its context exceeds its model's)."""
+    plan = json.loads((study / "plan.json").read_text())
+    for r in plan["runs"]:
+        if r["run_id"] == run_id:
+            r["train"]["seq_len"] = 4 * r["train"]["model"]["max_seq_len"]
+    (study / "plan.json").write_text(json.dumps(plan))
+
+
+def test_killed_sweep_resumes_skips_finished_and_records_failures(shards, tmp_path):
+    study = tmp_path / "study"
+    runs = tiny_study(shards, study, sizes=5)
+    assert len(runs) >= 4
+    broken = runs[1].run_id
+    break_run(study, broken)
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "scalinglab", "sweep", "run", str(study),
+                             "--quiet"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(
+            (run_dir(study, r.run_id) / "summary.json").exists() for r in runs):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = {r.run_id: (run_dir(study, r.run_id) / "summary.json").stat().st_mtime_ns
+                for r in runs if run_status(study, r.run_id) == "complete"}
+    assert finished, "the sweep finished no run before the kill"
+    assert len(finished) < len(runs) - 1, "the sweep finished before it could be killed"
+
+    broken_seen = run_status(study, broken) == "failed"
+    outcome = run_sweep(study, workers=2, progress=False)
+    assert outcome.trained == len(runs) - len(finished) - broken_seen
+    for run_id, mtime in finished.items():  # not retrained
+        assert (run_dir(study, run_id) / "summary.json").stat().st_mtime_ns == mtime
+    assert outcome.failed == 1 and outcome.complete == len(runs) - 1
+
+    rows = read_study_csv(study / "study.csv")
+    with open(study / "study.csv") as f:
+        assert f.readline().strip().split(",") == STUDY_COLUMNS
+    assert len(rows) == len(runs)
+    by_id = {r["run_id"]: r for r in rows}
+    assert by_id[broken]["status"] == "failed" and "seq_len" in by_id[broken]["error"]
+    for r in rows:
+        if r["run_id"] != broken:
+            assert r["status"] == "complete" and r["final_val_loss"] > 0
+            assert r["flops_chinchilla"] == pytest.approx(r["budget"], rel=0.05)
+            assert r["flop_convention"] == "chinchilla" and r["kind"] == "isoflop"
+
+    again = run_sweep(study, progress=False)  # nothing left: the failed run stays failed
+    assert again.trained == 0 and again.failed == 1
+
+
+def test_sweep_brackets_until_interior(shards, tmp_path):
+    """When a grid's best run sits on its large edge, `sweep run` plans a larger size, trains
+    it, and judges again, until the best run is interior (or bracket_rounds is spent)."""
+    study = tmp_path / "study"
+    runs = tiny_study(shards, study)
+    assert len(runs) == 3
+    assert run_sweep(study, bracket=False, progress=False).complete == len(runs)
+    # Pretend the largest model won (rewrite its loss) so the large edge holds the minimum.
+    largest = max(runs, key=lambda r: params_of(r.model, "total"))
+    path = run_dir(study, largest.run_id) / "summary.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "final_val_loss": 0.0}))
+    sweep = json.loads((study / "sweep.json").read_text())
+    sweep["bracket_rounds"] = 1
+    (study / "sweep.json").write_text(json.dumps(sweep))
+
+    outcome = run_sweep(study, progress=False)
+    assert outcome.added and outcome.trained == len(outcome.added)
+    new = next(r for r in load_plan(study) if r.run_id == outcome.added[0])
+    assert params_of(new.model, "total") > params_of(largest.model, "total")
+    assert new.budget == largest.budget and run_status(study, new.run_id) == "complete"
+    rows = read_study_csv(study / "study.csv")
+    assert len(rows) == len(runs) + len(outcome.added)
+
+
+def _fake_slurm_bin(tmp_path: Path) -> Path:
+    """srun / sbatch stand-ins: sbatch keeps the submitted script and answers like Slurm."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bindir / "sbatch").write_text(
+        f"#!/bin/sh\ncp \"$1\" {tmp_path}/submitted.sh\necho 'Submitted batch job 4242'\n")
+    for f in bindir.iterdir():
+        f.chmod(f.stat().st_mode | stat.S_IEXEC)
+    return bindir
+
+
+def test_submitit_job_array_construction(shards, tmp_path, monkeypatch):
+    pytest.importorskip("submitit")
+    study = tmp_path / "study"
+    runs = tiny_study(shards, study)
+    monkeypatch.setenv("PATH", f"{_fake_slurm_bin(tmp_path)}:{os.environ['PATH']}")
+    cfg = SlurmConfig(partition="gpu", timeout_min=30, cpus_per_task=4, gpus_per_node=1,
+                      mem_gb=16, array_parallelism=2, setup=["source .venv/bin/activate"])
+    jobs = submit_slurm(study, load_plan(study), cfg)
+    assert [j.job_id for j in jobs] == [f"4242_{i}" for i in range(len(runs))]
+    script = (tmp_path / "submitted.sh").read_text()
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --time=30", "#SBATCH --cpus-per-task=4",
+                 "#SBATCH --gpus-per-node=1", "#SBATCH --mem=16GB",
+                 f"#SBATCH --array=0-{len(runs) - 1}%2", "#SBATCH --job-name=scalinglab-sweep",
+                 "source .venv/bin/activate", "submitit.core._submit"):
+        assert line in script, line
+    # each array task carries one run's pickled TrainConfig
+    pickles = list((study / "slurm").rglob("*_submitted.pkl"))
+    assert len(pickles) == len(runs)
+
+
+def test_submitit_debug_executor_runs_and_records(shards, tmp_path):
+    pytest.importorskip("submitit")
+    study = tmp_path / "study"
+    runs = tiny_study(shards, study)
+    break_run(study, runs[0].run_id)
+    sweep = json.loads((study / "sweep.json").read_text())
+    sweep["slurm"]["cluster"] = "debug"
+    (study / "sweep.json").write_text(json.dumps(sweep))
+    outcome = run_sweep(study, launcher="slurm", progress=False)
+    assert outcome.complete == len(runs) - 1 and outcome.failed == 1
+    assert (run_dir(study, runs[0].run_id) / "error.json").exists()
