@@ -33,7 +33,8 @@ def fit_power_law(x, y) -> PowerLaw:
     if lx.size < 2 or np.ptp(lx) == 0:
         raise ScalinglabError(f"a power law needs at least 2 distinct x values, got {lx.size}")
     slope, intercept = np.polyfit(lx, ly, 1)
-    return PowerLaw(coef=float(np.exp(intercept)), exponent=float(slope))
+    with np.errstate(over="ignore"):  # a wild bootstrap draw may give an absurd intercept
+        return PowerLaw(coef=float(np.exp(intercept)), exponent=float(slope))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,10 +188,12 @@ def fit_approach2(budgets, params, tokens, loss) -> tuple[Allocation, list[Isofl
     return Allocation(fit_power_law(c, n), fit_power_law(c, d), c, n, d), minima
 
 
-def group_budgets(flops, tol_dex: float = 0.1) -> np.ndarray:
+def group_budgets(flops, tol_dex: float = 0.1, max_span_dex: float = 0.3) -> np.ndarray:
     """Label runs by IsoFLOP budget when none is given: sorted log10 C split at gaps > tol_dex.
 
-    Each group's label is the geometric mean of its runs' compute. Returns (n,) budgets.
+    Each group's label is the geometric mean of its runs' compute. A group spanning more than
+    ``max_span_dex`` is not an IsoFLOP profile (compute varies continuously): its runs get NaN.
+    Returns (n,) budgets.
     """
     flops = np.asarray(flops, dtype=np.float64)
     lc = np.log10(flops)
@@ -200,6 +203,7 @@ def group_budgets(flops, tol_dex: float = 0.1) -> np.ndarray:
     for i in range(1, lc.size + 1):
         if i == lc.size or lc[order[i]] - lc[order[i - 1]] > tol_dex:
             grp = order[start:i]
-            labels[grp] = 10 ** lc[grp].mean()
+            span = lc[grp].max() - lc[grp].min()
+            labels[grp] = 10 ** lc[grp].mean() if span <= max_span_dex else np.nan
             start = i
     return labels

@@ -236,6 +236,9 @@ class KaplanLaw:
                 "alpha_D": self.alpha_D}
 
 
+CHINCHILLA_PAPER = ChinchillaLaw(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+
+
 def _log_data(n, d, loss) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n, d, loss = (np.asarray(v, dtype=np.float64) for v in (n, d, loss))
     return np.log(n), np.log(d), np.log(loss)
