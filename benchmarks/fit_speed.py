@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+
 import numpy as np
 
 from scalinglab.scaling import parametric
