@@ -9,8 +9,14 @@ import pytest
 
 from scalinglab.errors import ScalinglabError
 from scalinglab.scaling.bootstrap import fit_all
-from scalinglab.scaling.fit import (Curve, fit_approach1, fit_approach2, fit_isoflop,
-                                    fit_power_law, group_budgets)
+from scalinglab.scaling.fit import (
+    Curve,
+    fit_approach1,
+    fit_approach2,
+    fit_isoflop,
+    fit_power_law,
+    group_budgets,
+)
 from scalinglab.scaling.fitdata import load_csv, load_study
 from scalinglab.scaling.holdout import holdout_largest
 from tests.scaling.conftest import TRUE_LAW, make_study
