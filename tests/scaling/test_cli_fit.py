@@ -53,3 +53,13 @@ def test_fit_csv_on_chinchilla_reference(tmp_path):
     assert fits["approach3"]["E"] == pytest.approx(1.8172, rel=0.01)
     assert fits["approach3"]["a"] == pytest.approx(0.514, rel=0.01)
     assert "error" in fits["approach2"]  # Figure 4's runs are no IsoFLOP profiles
+
+
+def test_fit_study_api_writes_strict_json(study):
+    from scalinglab.scaling.fits_io import fit_study, read_fits
+
+    fits = fit_study(study, n_boot=10, holdout=True)
+    on_disk = read_fits(study / "fits.json")
+    assert on_disk == json.loads(json.dumps(fits))
+    assert "NaN" not in (study / "fits.json").read_text()
+    assert on_disk["holdout"]["budget"] == 1e21

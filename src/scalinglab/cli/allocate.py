@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from scalinglab.cli.common import format_count, print_json, print_table
 from scalinglab.errors import ScalinglabError
 from scalinglab.scaling.allocate import allocate, size_table
+from scalinglab.scaling.fits_io import read_fits
 
 
 def _number_list(text: str) -> list[float]:
@@ -18,15 +16,7 @@ def _number_list(text: str) -> list[float]:
 
 
 def _load_fits(path: str | None) -> dict | None:
-    if path is None:
-        return None
-    p = Path(path)
-    if not p.is_file():
-        raise ScalinglabError(f"{p}: no such file")
-    try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise ScalinglabError(f"{p}:{e.lineno}: not valid JSON ({e.msg})") from None
+    return None if path is None else read_fits(path)
 
 
 def _ci(row: dict, key: str) -> str:

@@ -2,37 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
 from scalinglab.cli.common import format_count, print_json, print_table
 from scalinglab.errors import ScalinglabError
-from scalinglab.scaling.bootstrap import fit_all
 from scalinglab.scaling.fitdata import FitData, load_csv, load_study
-from scalinglab.scaling.holdout import holdout_largest
-
-
-def clean_json(value):
-    """numpy scalars -> Python, NaN/inf -> None, so fits.json is strict JSON."""
-    if isinstance(value, dict):
-        return {str(k): clean_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [clean_json(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def write_json_atomic(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(clean_json(data), indent=2) + "\n")
-    os.replace(tmp, path)
+from scalinglab.scaling.fits_io import fit_data, write_fits
 
 
 def drop_worst(data: FitData, k: int) -> FitData:
@@ -57,11 +35,12 @@ def print_summary(fits: dict) -> None:
     """Human-readable summary of a fits.json dictionary."""
     print(f"{fits['n_runs']} runs, FLOP convention {fits['flop_convention']}, "
           f"{fits['n_bootstrap']} bootstrap resamples ({fits['ci_level']:.0%} intervals)")
-    rows = []
+    rows, errors = [], []
     for key in ("approach1", "approach2", "approach3", "kaplan"):
         f = fits.get(key, {})
         if "a" not in f:
-            rows.append({"approach": key, "a (N_opt ~ C^a)": f.get("error", "-")})
+            rows.append({"approach": key, "a (N_opt ~ C^a)": "-"})
+            errors.append(f"{key}: {f.get('error', 'not fitted')}")
             continue
         ci = f.get("ci", {})
         rows.append({"approach": key,
@@ -69,6 +48,8 @@ def print_summary(fits: dict) -> None:
                      "b (D_opt ~ C^b)": _fmt_ci(f["b"], f.get("b_ci") or ci.get("b")),
                      "N_opt at 1e21": format_count(f["n_coef"] * 1e21 ** f["a"])})
     print_table(rows, ["approach", "a (N_opt ~ C^a)", "b (D_opt ~ C^b)", "N_opt at 1e21"])
+    for line in errors:
+        print(line)
     a3 = fits.get("approach3", {})
     if "E" in a3:
         ci = a3.get("ci", {})
@@ -87,14 +68,12 @@ def run(args) -> int:
         raise ScalinglabError("give either a STUDY directory or --csv FILE")
     data = load_study(args.study) if args.study else load_csv(args.csv)
     data = drop_worst(data, args.drop_worst)
-    fits = fit_all(data, n_boot=args.bootstrap, seed=args.seed)
-    if args.holdout_largest:
-        fits["holdout"] = holdout_largest(data, n_boot=args.bootstrap, seed=args.seed)
+    fits = fit_data(data, n_boot=args.bootstrap, seed=args.seed, holdout=args.holdout_largest)
     out = Path(args.out) if args.out else (Path(args.study) / "fits.json" if args.study
                                            else Path("fits.json"))
-    write_json_atomic(out, fits)
+    write_fits(out, fits)
     if args.json:
-        print_json(clean_json(fits))
+        print_json(fits)
     else:
         print_summary(fits)
         print(f"wrote {out}")
