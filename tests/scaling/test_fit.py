@@ -149,3 +149,15 @@ def test_holdout_predicts_largest_budget(tmp_path):
     assert ho["n_opt_ratio"] == pytest.approx(1.0, abs=0.3)
     with pytest.raises(ScalinglabError, match=">= 3 IsoFLOP budgets"):
         holdout_largest(data.subset(data.budget <= 1e19), n_boot=0)
+
+
+def test_nonfinite_losses_are_skipped_and_counted(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("params,tokens,loss\n1e8,2e9,3.1\n2e8,2e9,nan\n3e8,2e9,inf\n4e8,1e9,2.9\n")
+    data = load_csv(path)
+    assert len(data) == 2 and data.skipped == {"non-finite loss": 2}
+    fits = fit_all(data, n_boot=5)
+    assert "needs >= 6 runs" in fits["approach3"]["error"]
+    path.write_text("params,tokens,loss\n0,2e9,3.1\n")
+    with pytest.raises(ScalinglabError, match=r"runs.csv:2: field 'params' must be a positive"):
+        load_csv(path)

@@ -19,6 +19,7 @@ from scalinglab.scaling.fit import Allocation, fit_approach1, fit_approach2
 from scalinglab.scaling.fitdata import FitData
 
 CI_LEVEL = 0.95
+MIN_RUNS_PARAMETRIC = 6  # a 5-parameter law through fewer runs is not a fit
 
 
 def percentile_ci(samples, level: float = CI_LEVEL) -> list[float]:
@@ -93,6 +94,8 @@ def _weights(idx: np.ndarray, n: int) -> np.ndarray:
 
 def approach3(data: FitData, idx: np.ndarray, exhaustive: bool = False) -> dict:
     """Approach 3 (Chinchilla's Huber fit from 4500 starts) with bootstrap refits."""
+    if len(data) < MIN_RUNS_PARAMETRIC:
+        raise ScalinglabError(f"approach 3 needs >= {MIN_RUNS_PARAMETRIC} runs, got {len(data)}")
     law, minima = parametric.fit_approach3(data.params, data.tokens, data.loss,
                                            exhaustive=exhaustive)
     k = data.flops_per_param_token
@@ -117,6 +120,9 @@ def _law_allocation(law, k: float) -> dict:
 
 def kaplan(data: FitData, idx: np.ndarray) -> dict:
     """Kaplan et al.'s L(N, D) form with bootstrap refits."""
+    if len(data) < MIN_RUNS_PARAMETRIC:
+        raise ScalinglabError(f"the Kaplan form needs >= {MIN_RUNS_PARAMETRIC} runs, "
+                              f"got {len(data)}")
     law, minima = parametric.fit_kaplan(data.params, data.tokens, data.loss)
     out = law.as_dict() | _law_allocation(law, data.flops_per_param_token)
     if len(idx):

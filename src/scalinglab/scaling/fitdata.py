@@ -71,6 +71,12 @@ def _number(value: str, where: str, field: str, allow_empty: bool = False) -> fl
         raise ScalinglabError(f"{where}: field '{field}' is not a number: {value!r}") from None
 
 
+def _positive(value: float, where: str, field: str) -> float:
+    if not value > 0 or not math.isfinite(value):
+        raise ScalinglabError(f"{where}: field '{field}' must be a positive number, got {value}")
+    return value
+
+
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     if not path.is_file():
         raise ScalinglabError(f"{path}: no such file")
@@ -91,13 +97,20 @@ def load_csv(path: str | Path) -> FitData:
         raise ScalinglabError(
             f"{path}: needs columns params, loss and tokens or flops; has {', '.join(header)}")
     n, d, c, loss, budget = [], [], [], [], []
+    skipped: dict[str, int] = {}
     for line, raw in enumerate(rows, start=2):
         row = {names[k]: v for k, v in raw.items() if k in names}
         where = f"{path}:{line}"
-        n.append(_number(row["params"], where, "params"))
-        loss.append(_number(row["loss"], where, "loss"))
-        d.append(_number(row.get("tokens"), where, "tokens") if "tokens" in cols else math.nan)
-        c.append(_number(row.get("flops"), where, "flops") if "flops" in cols else math.nan)
+        value = _number(row["loss"], where, "loss")
+        if not math.isfinite(value):
+            skipped["non-finite loss"] = skipped.get("non-finite loss", 0) + 1
+            continue
+        loss.append(value)
+        n.append(_positive(_number(row["params"], where, "params"), where, "params"))
+        d.append(_positive(_number(row.get("tokens"), where, "tokens"), where, "tokens")
+                 if "tokens" in cols else math.nan)
+        c.append(_positive(_number(row.get("flops"), where, "flops"), where, "flops")
+                 if "flops" in cols else math.nan)
         budget.append(_number(row.get("budget"), where, "budget", allow_empty=True)
                       if "budget" in cols else math.nan)
     n, d, c, loss, budget = (np.array(v, dtype=np.float64) for v in (n, d, c, loss, budget))
@@ -108,7 +121,10 @@ def load_csv(path: str | Path) -> FitData:
     ids = [f"row{i + 2}" for i in range(n.size)]
     curves = [Curve(params=n[i], flops=c[i:i + 1], tokens=d[i:i + 1], loss=loss[i:i + 1])
               for i in range(n.size)]
-    return FitData(ids, n, d, c, loss, budget, curves, flop_convention="6ND (csv)")
+    if n.size == 0:
+        raise ScalinglabError(f"{path}: no runs with a finite loss")
+    return FitData(ids, n, d, c, loss, budget, curves, flop_convention="6ND (csv)",
+                   skipped=skipped)
 
 
 def _read_curve(path: Path, params: float, flops_scale: float) -> Curve | None:
@@ -164,12 +180,16 @@ def load_study(study: str | Path) -> FitData:
             continue
         loss = _number(r["final_val_loss"], where, "final_val_loss", allow_empty=True)
         if math.isnan(loss):
-            loss = _number(r["final_train_loss"], where, "final_train_loss")
-        n = _number(r[n_col], where, n_col)
-        c = _number(r[f"flops_{conv}"], where, f"flops_{conv}")
+            loss = _number(r["final_train_loss"], where, "final_train_loss", allow_empty=True)
+        if not math.isfinite(loss):
+            skipped["non-finite loss"] = skipped.get("non-finite loss", 0) + 1
+            continue
+        n = _positive(_number(r[n_col], where, n_col), where, n_col)
+        c = _positive(_number(r[f"flops_{conv}"], where, f"flops_{conv}"), where,
+                      f"flops_{conv}")
         c_chin = _number(r.get("flops_chinchilla"), where, "flops_chinchilla", allow_empty=True)
         scale = c / c_chin if c_chin and not math.isnan(c_chin) else 1.0
-        d = _number(r["tokens"], where, "tokens")
+        d = _positive(_number(r["tokens"], where, "tokens"), where, "tokens")
         curve = _read_curve(study / "runs" / r["run_id"] / "metrics.jsonl", n, scale)
         out["id"].append(r["run_id"])
         out["n"].append(n)
