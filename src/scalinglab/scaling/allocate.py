@@ -8,8 +8,8 @@ Published references (Hoffmann et al. 2022; Kaplan et al. 2020):
   rounded values; the paper quotes 0.46).
 - Chinchilla Approach 1: the power law through the paper's Table 3 (which the paper computed
   with Approach 1); its exponent comes out 0.498 (paper: 0.50).
-- Chinchilla Approach 2: the paper gives only the exponent, a = 0.49; we anchor its
-  coefficient on the Approach 1 law at Chinchilla's own budget, 5.76e23 FLOPs.
+- Chinchilla Approach 2: a = 0.49 through the paper's 63B parameters at Gopher's budget,
+  5.76e23 FLOPs (the same anchor ``plan/laws.py`` uses).
 - Kaplan et al.: N_opt = 1.3e9 (C / 1 PF-day)^0.73 (their Fig. 14), D = C / (6 N).
 
 Predicted losses of the power-law approaches use the matching Approach 3 law (the study's fit
@@ -27,6 +27,7 @@ from scalinglab.scaling.parametric import CHINCHILLA_PAPER, ChinchillaLaw, Kapla
 
 PF_DAY = 1e15 * 86400  # FLOPs in one petaflop/s-day
 CHINCHILLA_BUDGET = 5.76e23  # Gopher's and Chinchilla's training compute
+APPROACH2_N_AT_BUDGET = 63e9  # the paper's Approach 2 model size for that budget
 CHINCHILLA_APPROACH3 = CHINCHILLA_PAPER
 PAPER_EXPONENTS = {"approach1": 0.50, "approach2": 0.49, "approach3": 0.46, "kaplan": 0.73}
 # Hoffmann et al. Table 3: (parameters, training FLOPs, training tokens)
@@ -51,7 +52,7 @@ def paper_sources() -> list[dict]:
     """The published laws as allocation sources (C = 6 N D, total parameters)."""
     t3 = table3_law()
     a2 = PAPER_EXPONENTS["approach2"]
-    a2_coef = t3(CHINCHILLA_BUDGET) / CHINCHILLA_BUDGET**a2
+    a2_coef = APPROACH2_N_AT_BUDGET / CHINCHILLA_BUDGET**a2
     kaplan = PowerLaw(coef=1.3e9 / PF_DAY ** PAPER_EXPONENTS["kaplan"],
                       exponent=PAPER_EXPONENTS["kaplan"])
     ref = CHINCHILLA_APPROACH3
