@@ -126,17 +126,18 @@ def levine_shape_for_params(target: float, *, vocab_size: int, max_seq_len: int,
 
 def _head_size(width: float) -> int:
     """Heads of 128 for wide models (tensor-core friendly), 64 below 2048, smaller when tiny."""
-    for d_head in (128, 64, 32, 16):
-        if width >= 16 * d_head:
+    for d_head, min_width in ((128, 2048), (64, 256), (32, 64)):
+        if width >= min_width:
             return d_head
-    return 8
+    return 16
 
 
 def hardware_friendly_shape(target: float, base: ModelConfig, count: str = "total",
                             heads_multiple: int = 8) -> ModelConfig:
     """A shape of about ``target`` parameters near Levine et al.'s depth for it, with
     hardware-friendly sizes: heads of 128 (64 below width 2048), a head count that is a
-    multiple of ``heads_multiple`` (so 8-way tensor parallelism divides it), d_ff = 4 d.
+    multiple of ``heads_multiple`` when the model is wide enough (so 8-way tensor parallelism
+    divides it), d_ff = 4 d.
 
     Among depths within 30% of the recommendation and widths on that grid, the shapes within
     3% of the target keep the one closest to the recommended aspect ratio (log distance).
@@ -145,7 +146,9 @@ def hardware_friendly_shape(target: float, base: ModelConfig, count: str = "tota
         raise ConfigError(f"count must be 'total' or 'non_embedding', got {count!r}")
     rec = recommend(target if count == "non_embedding" else _body_estimate(target, base))
     d_head = _head_size(rec.width)
-    multiple = d_head * heads_multiple
+    # Round the head count to a multiple of heads_multiple only where that is a small step.
+    wide = rec.width >= 4 * d_head * heads_multiple
+    multiple = d_head * (heads_multiple if wide else 1)
     candidates = []
     for depth in range(max(1, round(0.7 * rec.depth)), round(1.3 * rec.depth) + 2):
         width_guess = math.sqrt(max(rec.params, 1.0) / (12 * depth))
