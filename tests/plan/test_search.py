@@ -68,3 +68,14 @@ def test_search_space_restricts_degrees():
     assert {(c.layout.tp, c.layout.pp, c.layout.dp) for c in r.feasible} == {(2, 1, 4)}
     with pytest.raises(ScalinglabError):
         search_layouts(get_preset("gpt3-1.3b"), 8, get_gpu("a100-40gb"), 0, 2048)
+
+
+def test_planner_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, scalinglab.plan.bigrun, scalinglab.cli.plan; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
