@@ -71,11 +71,17 @@ def test_search_space_restricts_degrees():
 
 
 def test_planner_does_not_import_torch():
+    import os
     import subprocess
     import sys
+    from pathlib import Path
 
+    import scalinglab
+
+    src = str(Path(scalinglab.__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
     code = ("import sys, scalinglab.plan.bigrun, scalinglab.cli.plan; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+                         check=True, env=env)
     assert out.stdout.strip() == "False"
