@@ -17,12 +17,13 @@ from __future__ import annotations
 import dataclasses
 import typing
 
+import yaml
+
 from scalinglab.cli.common import format_count, print_json, print_table
-from scalinglab.config import _split
 from scalinglab.errors import ScalinglabError
 from scalinglab.model.accounting import count_params
 from scalinglab.model.config import ModelConfig
-from scalinglab.model.presets import GPT_VOCAB, _gpt, get_preset
+from scalinglab.model.presets import GPT_VOCAB, get_preset
 from scalinglab.plan import depth_width
 from scalinglab.plan.bigrun import plan_big_run
 from scalinglab.plan.hardware import GIB, get_gpu, load_catalogue
@@ -49,7 +50,9 @@ def model_from_spec(spec: str) -> ModelConfig:
         nums = []
     if len(nums) not in (3, 4) or min(nums) <= 0:
         raise ScalinglabError(f"--model {spec!r}: expected a preset or LAYERS/WIDTH/HEADS[/VOCAB]")
-    return _gpt(nums[0], nums[1], nums[2], vocab_size=nums[3] if len(nums) == 4 else GPT_VOCAB)
+    # ModelConfig's defaults are GPT-3's variants: LayerNorm, learned positions, GELU, tied.
+    return ModelConfig(n_layers=nums[0], d_model=nums[1], n_heads=nums[2], max_seq_len=2048,
+                       vocab_size=nums[3] if len(nums) == 4 else GPT_VOCAB)
 
 
 def _gib(x: float) -> str:
@@ -62,7 +65,13 @@ def _split_knobs(overrides: list[str]) -> tuple[SearchSpace, EfficiencyConfig]:
     search, eff = {}, {}
     hints = typing.get_type_hints(SearchSpace)
     for item in overrides:
-        key, value = _split(item)
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ScalinglabError(f"override {item!r} is not of the form key=value")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
         if key in hints:
             search[key] = value if isinstance(value, list) else [value]
         elif key in {f.name for f in dataclasses.fields(EfficiencyConfig)}:
