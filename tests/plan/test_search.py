@@ -34,9 +34,11 @@ def test_every_feasible_layout_is_valid_fits_and_is_ranked(mtnlg_search):
 
 def test_layout_cli_lists_published_layout(cli_json, cli):
     data = cli_json("plan", "layout", "--model", "mtnlg-530b", "--gpus", "2240", "--gpu",
-                    "a100-80gb", "--batch", "1920", "--top", "200")
+                    "a100-80gb", "--batch", "1920", "--top", "200", "--tokens", "270e9")
     labels = [c["label"] for c in data["top"]]
     assert "tp8 pp35 dp8 mb1 zero1 full" in labels
+    published = data["top"][labels.index("tp8 pp35 dp8 mb1 zero1 full")]
+    assert published["days"] == pytest.approx(47.8, rel=0.10)  # 68,665 steps of ~60 s
     assert data["n_feasible"] == len(labels)
     rc, out, _ = cli("plan", "layout", "--model", "mtnlg-530b", "--gpus", "2240", "--batch",
                      "1920", "tp=8", "pp=[35]", "recompute=full", "zero_stage=1",

@@ -158,9 +158,10 @@ def run_throughput(args) -> int:
     return 0
 
 
-def _candidate_row(rank: int, c) -> dict:
+def _candidate_row(rank: int, c, days: float | None) -> dict:
     e, m = c.estimate, c.memory
-    return {"#": rank, "layout": c.layout.describe(), "m": c.layout.num_micro_batches,
+    extra = {"days": f"{days:.1f}"} if days is not None else {}
+    return {**extra, "#": rank, "layout": c.layout.describe(), "m": c.layout.num_micro_batches,
             "s/iter": f"{e.total_s:.2f}", "bubble": f"{e.bubble_s / e.total_s:.0%}",
             "comm": f"{(e.tp_comm_s + e.pp_comm_s + e.dp_comm_s) / e.total_s:.0%}",
             "TFLOP/s/GPU": f"{e.tflops_per_gpu:.0f}", "MFU": f"{e.mfu:.1%}",
@@ -172,18 +173,22 @@ def run_layout(args) -> int:
     space, eff = _split_knobs(args.overrides)
     result = search_layouts(cfg, args.gpus, gpu, args.batch, args.seq, space, eff)
     top = result.feasible[: args.top]
+    days = [days_to_train(args.tokens, args.batch, args.seq, c.estimate.total_s)
+            if args.tokens else None for c in top]
     if args.json:
+        rows = [{**c.as_dict(), "days": d} for c, d in zip(top, days, strict=True)]
         print_json({"model": args.model, "gpus": args.gpus, "gpu": gpu.name,
-                    "batch": args.batch, "seq": args.seq, "n_valid": result.n_valid,
-                    "n_out_of_memory": result.n_out_of_memory,
-                    "n_feasible": len(result.feasible), "top": [c.as_dict() for c in top]})
+                    "batch": args.batch, "seq": args.seq, "tokens": args.tokens,
+                    "n_valid": result.n_valid, "n_out_of_memory": result.n_out_of_memory,
+                    "n_feasible": len(result.feasible), "top": rows})
         return 0
     print(f"{args.model} on {args.gpus} x {gpu.name}, batch {args.batch} x {args.seq}: "
           f"{result.n_valid} valid layouts, {result.n_out_of_memory} do not fit, "
           f"{len(result.feasible)} feasible; fastest {len(top)}:\n")
-    print_table([_candidate_row(i + 1, c) for i, c in enumerate(top)],
-                ["#", "layout", "m", "s/iter", "bubble", "comm", "TFLOP/s/GPU", "MFU",
-                 "GiB/GPU", "dominant"])
+    cols = ["#", "layout", "m", "s/iter", "bubble", "comm", "TFLOP/s/GPU", "MFU", "GiB/GPU",
+            "dominant"] + (["days"] if args.tokens else [])
+    print_table([_candidate_row(i + 1, c, d) for i, (c, d) in enumerate(zip(top, days,
+                                                                            strict=True))], cols)
     return 0
 
 
@@ -295,6 +300,7 @@ def register(subparsers) -> None:
     lay.add_argument("--batch", type=int, required=True, help="global batch (sequences)")
     lay.add_argument("--seq", type=int, default=2048, help="sequence length")
     lay.add_argument("--top", type=int, default=10, help="how many layouts to print")
+    lay.add_argument("--tokens", type=float, help="tokens to train: adds days per layout")
     lay.add_argument("overrides", nargs="*",
                      help="search space / efficiency: tp=[8] pp=[35] matmul_efficiency=0.5")
     _common(lay)
