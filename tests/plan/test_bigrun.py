@@ -101,3 +101,24 @@ def test_malformed_fits_file_is_one_line_error(cli, tmp_path):
     path.write_text('{"approach1": {"a": "half"}}')
     rc, _, err = cli("plan", "run", "--budget", "1e22", "--gpus", "8", "--fits", path)
     assert rc == 2 and "no usable compute-optimal law" in err
+
+
+def test_kaplan_fits_match_non_embedding_parameters(tmp_path):
+    path = tmp_path / "fits.json"
+    path.write_text(json.dumps({"flop_convention": "kaplan",
+                                "approach1": {"a": 0.5, "b": 0.5, "n_coef": 0.1,
+                                              "d_coef": 1 / 0.6}}))
+    plan = plan_big_run(1e21, 32, get_gpu("a100-40gb"), fits=load_fits(path),
+                        base=get_preset("gpt3-1.3b"), global_batch=256)
+    assert plan.params_non_embedding == pytest.approx(plan.n_opt, rel=0.03)
+    emb = (50257 + 2048) * plan.model.d_model  # tied vocabulary + learned positions on top
+    assert plan.params_total - plan.params_non_embedding == emb
+    assert plan.loss is None and any("no approach3" in n for n in plan.notes)
+    # The whole budget is spent: 6 N_non-embedding D = C under Kaplan's count.
+    assert 6 * plan.params_non_embedding * plan.tokens == pytest.approx(1e21)
+    path.write_text(json.dumps({"flop_convention": "furlongs",
+                                "approach1": {"a": 0.5, "b": 0.5, "n_coef": 0.1,
+                                              "d_coef": 1.6}}))
+    with pytest.raises(ScalinglabError, match="unknown flop_convention 'furlongs'"):
+        plan_big_run(1e21, 32, get_gpu("a100-40gb"), fits=load_fits(path),
+                     base=get_preset("gpt3-1.3b"))
