@@ -13,7 +13,7 @@ import sys
 
 from scalinglab.errors import ScalinglabError
 
-STAGES = ["models", "train", "sweep", "report", "demo"]
+STAGES = ["models", "train", "demo", "plan", "fit", "allocate", "sweep", "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:
