@@ -13,7 +13,7 @@ import sys
 
 from scalinglab.errors import ScalinglabError
 
-STAGES = ["models", "train", "demo", "plan", "fit", "allocate", "sweep", "report"]
+STAGES = ["models", "train", "demo", "plan", "fit", "allocate", "sweep", "report", "data"]
 
 
 def build_parser() -> argparse.ArgumentParser:
