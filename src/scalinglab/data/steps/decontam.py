@@ -69,15 +69,17 @@ def read_eval_set(path: str | Path) -> list[str]:
     if not path.is_file():
         raise ScalinglabError(f"{path}: evaluation set not found")
     texts = []
-    with path.open(encoding="utf-8", errors="strict") as f:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ScalinglabError(f"{path}: not valid UTF-8") from None
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
         try:
-            for lineno, line in enumerate(f, 1):
-                if line.strip():
-                    texts.append(item_text(json.loads(line)))
+            texts.append(item_text(json.loads(line)))
         except json.JSONDecodeError as e:
             raise ScalinglabError(f"{path}:{lineno}: invalid JSON: {e.msg}") from None
-        except UnicodeDecodeError:
-            raise ScalinglabError(f"{path}: not valid UTF-8") from None
     return texts
 
 
