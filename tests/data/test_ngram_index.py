@@ -59,3 +59,12 @@ def test_save_load_round_trip(tmp_path):
     assert not loaded.dirty("nothing from the corpus is in this sentence of many plain words")
     with pytest.raises(ScalinglabError, match="n-gram index"):
         NgramIndex.load(tmp_path / "missing")
+
+
+def test_fast_normalisation_matches_spans():
+    from scalinglab.data.text_hash import word_spans
+
+    text = "Don't -- stop_me; 'TIS\tthe Ünïcode—dash  café's end… 3.14 !!! a_b\n"
+    words, spans = word_spans(text)
+    assert normalize_words(text) == words
+    assert [text[a:b] for a, b in spans][:3] == ["Don't", "stop_me;", "'TIS"]

@@ -15,6 +15,7 @@ import numpy as np
 
 _TOKEN = re.compile(r"\S+")
 _PUNCT = re.compile(r"[\W_]+")  # everything that is not a letter or digit
+_STRIP = re.compile(r"[^\w\s]+|_+")  # same, but keeps whitespace (whole-text version)
 
 # NOTE: uint64 arithmetic in numpy wraps modulo 2**64 without warnings for arrays; the
 # polynomial n-gram hash and the splitmix64 finaliser rely on that.
@@ -43,8 +44,15 @@ def word_spans(text: str) -> tuple[list[str], list[tuple[int, int]]]:
 
 
 def normalize_words(text: str) -> list[str]:
-    """Lowercased words with punctuation removed: the grams of dedup and decontamination."""
-    return [w for w in (_PUNCT.sub("", t) for t in text.lower().split()) if w]
+    """Lowercased words with punctuation removed: the grams of dedup and decontamination.
+
+    Same words as :func:`word_spans`, but one regex pass over the whole text (much faster).
+    """
+    return _STRIP.sub("", text.lower()).split()
+
+
+def _blake64(word: str) -> int:
+    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
 
 
 def hash_words(words: list[str]) -> np.ndarray:
@@ -52,14 +60,9 @@ def hash_words(words: list[str]) -> np.ndarray:
     cache = _WORD_CACHE
     if len(cache) > _WORD_CACHE_MAX:
         cache.clear()
-    out = np.empty(len(words), dtype=np.uint64)
-    for i, w in enumerate(words):
-        h = cache.get(w)
-        if h is None:
-            h = int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little")
-            cache[w] = h
-        out[i] = h
-    return out
+    for w in set(words).difference(cache):
+        cache[w] = _blake64(w)
+    return np.fromiter(map(cache.__getitem__, words), dtype=np.uint64, count=len(words))
 
 
 def mix64(x: np.ndarray) -> np.ndarray:

@@ -116,7 +116,8 @@ class EvalGrams:
         out = []
         for m, (grams, _) in self.tables.items():
             g = ngram_hashes(word_hash, m)
-            hit = np.isin(g, grams)
+            pos = np.minimum(np.searchsorted(grams, g), len(grams) - 1)
+            hit = grams[pos] == g
             if hit.any():
                 out.append((m, np.flatnonzero(hit), g[hit]))
         return out
@@ -164,10 +165,9 @@ class Decontaminate(PipelineStep):
         doc_freq: Counter[tuple[int, int]] = Counter()  # (n, gram hash) -> training documents
         for doc in docs:
             self.stats.add("in", 1, len(doc.text.encode("utf-8")))
-            words, spans = word_spans(doc.text)
-            hits = self.eval.find(hash_words(words))
+            hits = self.eval.find(hash_words(normalize_words(doc.text)))
             buffered.append(doc)
-            found.append((spans, hits))
+            found.append((word_spans(doc.text)[1] if hits else [], hits))
             doc_freq.update({(m, int(g)) for m, _, gs in hits for g in gs})
         frequent = {key for key, c in doc_freq.items() if c > self.cfg.max_doc_freq}
         self.stats.counts["grams_ignored_frequent"] = len(frequent)
