@@ -1,0 +1,308 @@
+"""``prepare``: sources -> steps (filters, then dedup / decontamination) -> mixture -> corpus.
+
+The executor walks the sources' parts (one per input file or dataset slice) in a fixed order.
+Each part is read, passed through the steps built by :func:`build_steps`, and its clean
+documents written to ``CORPUS/parts/{key}.jsonl`` (atomically) followed by a completion marker
+``{key}.done.json`` holding that part's statistics. A rerun skips parts with a marker, so a
+killed run continues where it stopped. Steps that keep state across documents (deduplication)
+may define ``restore(doc)``: a resumed run feeds them the clean output of completed parts
+before processing new ones.
+
+Then the mixture samples the clean documents by source weight into ``documents-NNNNN.jsonl``,
+and ``stats.json`` is written last: a corpus directory without it is unfinished, and
+``scalinglab data tokenize`` refuses it.
+
+Corpus layout::
+
+    CORPUS/config.json              the PrepareConfig used
+    CORPUS/parts/{key}.jsonl        clean documents of one input part (+ {key}.done.json)
+    CORPUS/documents-00000.jsonl    the mixed corpus: {"text", "id", "source", "metadata"}
+    CORPUS/stats.json               reader skips (with file:line examples), per-step docs and
+                                    bytes in/out and per drop reason, mixture epochs, output
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from scalinglab.config import Config
+from scalinglab.data.document import Document
+from scalinglab.data.mixture import MixtureConfig, plan_mixture, sample_mixture
+from scalinglab.data.shards import atomic_write_bytes
+from scalinglab.data.sources import Part, ReadStats, SourceConfig, list_parts
+from scalinglab.data.steps.base import PipelineStep, StepStats
+from scalinglab.data.steps.filters import QualityConfig, RepetitionConfig
+from scalinglab.errors import ScalinglabError
+
+STATS_FILE = "stats.json"
+
+
+@dataclasses.dataclass
+class PrepareConfig(Config):
+    """Everything ``prepare`` needs; saved as CORPUS/config.json."""
+
+    sources: list[SourceConfig] = dataclasses.field(default_factory=list)
+    """Input sources (each with its own reader settings and mixture weight)."""
+    out: str = ""
+    """Corpus directory."""
+    quality: QualityConfig = dataclasses.field(default_factory=QualityConfig)
+    repetition: RepetitionConfig = dataclasses.field(default_factory=RepetitionConfig)
+    mixture: MixtureConfig = dataclasses.field(default_factory=MixtureConfig)
+    shard_bytes: int = 256 * 2**20
+    """Maximum text bytes per output ``documents-NNNNN.jsonl`` file."""
+    progress: bool = True
+    """Show a progress bar (documents/s) on stderr."""
+
+
+def build_steps(cfg: PrepareConfig) -> list[PipelineStep]:
+    """The ordered steps every document goes through. The one place to add a step."""
+    steps: list[PipelineStep] = []
+    if cfg.quality.enabled:
+        steps.append(cfg.quality.build())
+    if cfg.repetition.enabled:
+        steps.append(cfg.repetition.build())
+    # NOTE: deduplication and evaluation-set decontamination steps are inserted here.
+    return steps
+
+
+# ----------------------------------------------------------------------------- JSONL I/O
+
+
+def doc_to_json(doc: Document) -> str:
+    return json.dumps({"text": doc.text, "id": doc.id, "source": doc.source,
+                       "metadata": doc.metadata}, ensure_ascii=False)
+
+
+def doc_from_json(line: str | bytes) -> Document:
+    d = json.loads(line)
+    return Document(text=d["text"], id=d["id"], source=d.get("source", "default"),
+                    metadata=d.get("metadata", {}))
+
+
+def read_jsonl_docs(path: Path) -> Iterator[Document]:
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                yield doc_from_json(line)
+
+
+class AtomicLineWriter:
+    """Writes lines to a hidden temporary file; ``commit`` fsyncs and renames it into place."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        self.f = open(self.tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in commit
+        self.lines = 0
+
+    def write(self, line: str) -> None:
+        self.f.write(line + "\n")
+        self.lines += 1
+
+    def commit(self) -> None:
+        self.f.flush()
+        os.fsync(self.f.fileno())
+        self.f.close()
+        os.replace(self.tmp, self.path)
+
+
+# ----------------------------------------------------------------------------- executor
+
+
+def _progress(cfg: PrepareConfig, total_parts: int):
+    from tqdm import tqdm
+
+    return tqdm(total=None, unit="doc", desc=f"prepare 0/{total_parts} parts",
+                disable=not cfg.progress, file=sys.stderr, mininterval=1.0)
+
+
+def _run_part(part: Part, steps: list[PipelineStep], out: Path, bar) -> dict[str, Any]:
+    """Read one part, run it through the steps, write its clean documents; return its stats."""
+    read_stats = ReadStats()
+    for step in steps:
+        step.stats = StepStats()  # stats are per part; the totals are summed from markers
+
+    def counted(docs: Iterator[Document]) -> Iterator[Document]:
+        for doc in docs:
+            bar.update(1)
+            yield doc
+
+    stream: Iterator[Document] = counted(part.read(read_stats))
+    for step in steps:
+        stream = step.run(stream)
+    writer = AtomicLineWriter(out / "parts" / f"{part.key}.jsonl")
+    kept = Counter()
+    for doc in stream:
+        writer.write(doc_to_json(doc))
+        kept["docs"] += 1
+        kept["bytes"] += len(doc.text.encode("utf-8"))
+    writer.commit()
+    return {"source": part.source, "label": part.label, "read": read_stats.as_dict(),
+            "steps": [{"name": s.name, "stats": s.stats.as_dict()} for s in steps],
+            "clean": dict(kept)}
+
+
+def _restore(steps: list[PipelineStep], out: Path, key: str) -> None:
+    """Feed a completed part's clean documents to steps that keep cross-document state."""
+    restorers = [s.restore for s in steps if hasattr(s, "restore")]
+    if restorers:
+        for doc in read_jsonl_docs(out / "parts" / f"{key}.jsonl"):
+            for restore in restorers:
+                restore(doc)
+
+
+def _check_config(cfg: PrepareConfig, out: Path) -> None:
+    """Refuse to resume a corpus directory that was started with a different config."""
+    path = out / "config.json"
+    mine = cfg.as_dict()
+    mine.pop("progress")
+    if path.exists():
+        theirs = json.loads(path.read_text())
+        theirs.pop("progress", None)
+        if theirs != mine:
+            raise ScalinglabError(f"{out}: holds a corpus prepared with another config "
+                                  f"({path}); use another --out or delete it")
+    else:
+        atomic_write_bytes(path, (json.dumps(cfg.as_dict(), indent=2) + "\n").encode())
+
+
+def prepare(cfg: PrepareConfig) -> dict[str, Any]:
+    """Build (or finish, or just return) the clean corpus ``cfg.out``; returns its stats."""
+    if not cfg.sources:
+        raise ScalinglabError("prepare: no sources given (--source PATH or sources: in config)")
+    if not cfg.out:
+        raise ScalinglabError("prepare: no output directory given (--out)")
+    out = Path(cfg.out)
+    if (out / STATS_FILE).exists():
+        return json.loads((out / STATS_FILE).read_text())
+    names = [s.resolved_name() for s in cfg.sources]
+    if len(set(names)) != len(names):
+        raise ScalinglabError(f"prepare: two sources share a name in {names}; set `name:`")
+    parts = [p for src in cfg.sources for p in list_parts(src)]
+    (out / "parts").mkdir(parents=True, exist_ok=True)
+    _check_config(cfg, out)
+    steps = build_steps(cfg)
+    start = time.perf_counter()
+    part_stats = []
+    with _progress(cfg, len(parts)) as bar:
+        for i, part in enumerate(parts):
+            marker = out / "parts" / f"{part.key}.done.json"
+            if marker.exists():
+                part_stats.append(json.loads(marker.read_text()))
+                _restore(steps, out, part.key)
+            else:
+                stats = _run_part(part, steps, out, bar)
+                atomic_write_bytes(marker, (json.dumps(stats) + "\n").encode())
+                part_stats.append(stats)
+            bar.set_description(f"prepare {i + 1}/{len(parts)} parts")
+    stats = summarize(cfg, [p.key for p in parts], part_stats, steps)
+    stats["output"] = write_mixture(cfg, out, [p.key for p in parts], part_stats,
+                                    stats["mixture"])
+    stats["elapsed_s"] = time.perf_counter() - start
+    atomic_write_bytes(out / STATS_FILE, (json.dumps(stats, indent=2) + "\n").encode())
+    return stats
+
+
+# ----------------------------------------------------------------------------- stats + mixture
+
+
+def summarize(cfg: PrepareConfig, keys: list[str], part_stats: list[dict],
+              steps: list[PipelineStep]) -> dict[str, Any]:
+    """Sum the per-part statistics into per-source reader stats, per-step stats and a plan."""
+    reads: dict[str, ReadStats] = {}
+    step_counts = [Counter() for _ in steps]
+    clean: dict[str, dict[str, int]] = {}
+    for ps in part_stats:
+        reads.setdefault(ps["source"], ReadStats()).merge(ps["read"])
+        for counter, st in zip(step_counts, ps["steps"], strict=True):
+            counter.update(st["stats"])
+        c = clean.setdefault(ps["source"], {"docs": 0, "bytes": 0})
+        c["docs"] += ps["clean"].get("docs", 0)
+        c["bytes"] += ps["clean"].get("bytes", 0)
+    for name, rs in reads.items():
+        if rs.counts["read.docs"] == 0:
+            raise ScalinglabError(f"source {name!r}: no readable documents "
+                                  f"(skips: {dict(rs.counts) or 'none'})")
+    # the default source fans out into its own sources (kjv, milton, ...), natural weights
+    weights = {ps["source"]: None for ps in part_stats}
+    weights.update({s.resolved_name(): s.weight for s in cfg.sources if s.kind != "default"})
+    return {
+        "sources": {name: rs.as_dict() for name, rs in reads.items()},
+        "steps": [{"name": s.name, **_step_summary(c)} for s, c in zip(steps, step_counts,
+                                                                        strict=True)],
+        "word_splitter": cfg.quality.build().cfg.word_splitter.value,
+        "clean": clean,
+        "mixture": plan_mixture(clean, weights, cfg.mixture.total_bytes),
+        "parts": len(keys),
+    }
+
+
+def _step_summary(counts: Counter) -> dict[str, Any]:
+    drops = {k.removeprefix("dropped.").rsplit(".", 1)[0] for k in counts if
+             k.startswith("dropped.")}
+    return {"in": {"docs": counts["in.docs"], "bytes": counts["in.bytes"]},
+            "out": {"docs": counts["out.docs"], "bytes": counts["out.bytes"]},
+            "dropped": {r: {"docs": counts[f"dropped.{r}.docs"],
+                            "bytes": counts[f"dropped.{r}.bytes"]} for r in sorted(drops)},
+            "counts": dict(sorted(counts.items()))}
+
+
+def _line_offsets(path: Path) -> list[int]:
+    offsets, pos = [], 0
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                offsets.append(pos)
+            pos += len(line)
+    return offsets
+
+
+def write_mixture(cfg: PrepareConfig, out: Path, keys: list[str], part_stats: list[dict],
+                  plan: dict) -> dict[str, Any]:
+    """Sample clean documents by the plan and write them to ``documents-NNNNN.jsonl``."""
+    index: dict[str, list[tuple[str, int]]] = {}  # source -> [(part key, byte offset)]
+    for key, ps in zip(keys, part_stats, strict=True):
+        offs = _line_offsets(out / "parts" / f"{key}.jsonl")
+        index.setdefault(ps["source"], []).extend((key, o) for o in offs)
+    picks = sample_mixture({s: len(v) for s, v in index.items()}, plan, cfg.mixture.seed,
+                           cfg.mixture.shuffle)
+    for old in out.glob("documents-*.jsonl"):
+        old.unlink()  # left by a killed mixture stage
+    files, handles = [], {}
+    writer, size, per_source = None, 0, Counter()
+    try:
+        for source, i, copy in picks:
+            key, offset = index[source][i]
+            if key not in handles:
+                handles[key] = open(out / "parts" / f"{key}.jsonl", "rb")  # noqa: SIM115
+            handles[key].seek(offset)
+            doc = doc_from_json(handles[key].readline())
+            if copy:
+                doc.metadata = {**doc.metadata, "copy": copy}
+            if writer is None or size >= cfg.shard_bytes:
+                if writer is not None:
+                    writer.commit()
+                writer = AtomicLineWriter(out / f"documents-{len(files):05d}.jsonl")
+                files.append(writer.path.name)
+                size = 0
+            writer.write(doc_to_json(doc))
+            nbytes = len(doc.text.encode("utf-8"))
+            size += nbytes
+            per_source[f"{source}.docs"] += 1
+            per_source[f"{source}.bytes"] += nbytes
+        if writer is not None:
+            writer.commit()
+    finally:
+        for h in handles.values():
+            h.close()
+    return {"documents": len(picks), "bytes": sum(v for k, v in per_source.items()
+                                                  if k.endswith(".bytes")),
+            "per_source": dict(sorted(per_source.items())), "files": files}
