@@ -25,7 +25,11 @@ def _write_jsonl(path, items):
 def _run(docs, tmp_path, items, **kw):
     cfg = DecontamConfig(eval_sets=[_write_jsonl(tmp_path / "qa.jsonl", items)], **kw)
     step = Decontaminate(cfg)
-    return list(step.run(docs)), step.stats.as_dict()
+    out = list(step.run(docs))
+    stats = step.stats.as_dict()
+    for name, counts in step.report().items():
+        stats.update({f"eval.{name}.{k}": v for k, v in counts.items()})
+    return out, stats
 
 
 def test_item_text_uses_all_strings():
@@ -83,3 +87,17 @@ def test_bad_eval_set_is_a_clear_error(tmp_path):
         Decontaminate(DecontamConfig(eval_sets=[str(path)]))
     with pytest.raises(ScalinglabError, match="not found"):
         Decontaminate(DecontamConfig(eval_sets=[str(tmp_path / "nope.jsonl")]))
+
+
+def test_scan_then_stream(tmp_path):
+    docs = [Document(f"{_filler(f'd{i}_', 100)} {LEAK} {_filler('e', 100)}", f"d{i}")
+            for i in range(3)]
+    cfg = DecontamConfig(eval_sets=[_write_jsonl(tmp_path / "qa.jsonl", [{"text": LEAK}])],
+                         max_doc_freq=2)
+    step = Decontaminate(cfg)
+    step.scan(docs)  # the corpus has the leak in 3 > 2 documents: too common to cut
+    assert [d.id for d in step.run(iter(docs[:1]))] == ["d0"]
+    assert step.report() == {"qa": {"items": 1, "too_short_items": 0, "collided_items": 0}}
+    step.scan(docs[:2])
+    assert [d.id for d in step.run(iter(docs[:1]))] == ["d0#0", "d0#1"]
+    assert step.report()["qa"]["collided_items"] == 1

@@ -67,4 +67,18 @@ def test_minhash_step_keeps_one_per_cluster_in_order():
     assert kept == ["d0", "d1", "d4", "d5"]
     stats = step.stats.as_dict()
     assert stats["dropped.near_duplicate.docs"] == 2
-    assert stats["clusters_with_duplicates"] == 1
+    assert stats["out.docs"] == 4
+
+
+def test_minhash_state_spans_runs_and_restore():
+    base = " ".join(f"word{i % 97} tok{i}" for i in range(300))
+    near = base.replace("tok7 ", "edit ", 1)
+    step = MinHashDedup()
+    assert [d.id for d in step.run(_docs([base]))] == ["d0"]
+    assert list(step.run(_docs(["x " * 5, near]))) == [Document("x " * 5, "d0")]
+    resumed = MinHashDedup()  # a resumed run: the first part's output is restored
+    resumed.restore(Document(base, "d0"))
+    assert [d.id for d in resumed.run(_docs([near, "fresh words " * 20]))] == ["d1"]
+    exact = ExactDedup()
+    exact.restore(Document("Same text", "a"))
+    assert list(exact.run(_docs(["same  TEXT"]))) == []

@@ -147,8 +147,11 @@ def cut_ranges(spans: list[tuple[int, int]], hits: list[tuple[int, int]], window
 class Decontaminate(PipelineStep):
     """Cut evaluation-set n-grams out of the corpus; see the module docstring.
 
-    NOTE: the document-frequency rule needs the whole corpus before any cut, so this step reads
-    all of its input (holding the documents in memory) before it yields.
+    The document-frequency rule needs the whole corpus before any cut: call ``scan`` on all
+    training documents first (the pipeline does, over its raw input), then ``run`` streams.
+    Without a scan, ``run`` reads all of its input (holding it in memory) and scans that.
+    ``report()`` gives, per evaluation set, its items and how many collided with the scanned
+    corpus (n-grams above the frequency limit excepted).
     """
 
     name = "decontaminate"
@@ -159,33 +162,44 @@ class Decontaminate(PipelineStep):
         if sets is None:
             sets = {Path(p).stem: read_eval_set(p) for p in cfg.eval_sets}
         self.eval = EvalGrams(sets, cfg.n, cfg.min_n)
+        self.frequent: set[tuple[int, int]] | None = None  # (n, gram hash) ignored as common
+        self._collided: set[int] = set()
+
+    def scan(self, docs: Iterable[Document]) -> None:
+        """Count, over the training corpus, the documents holding each evaluation n-gram."""
+        doc_freq: Counter[tuple[int, int]] = Counter()
+        for doc in docs:
+            hits = self.eval.find(hash_words(normalize_words(doc.text)))
+            doc_freq.update({(m, int(g)) for m, _, gs in hits for g in gs})
+        self.frequent = {key for key, c in doc_freq.items() if c > self.cfg.max_doc_freq}
+        by_n: dict[int, list[int]] = {}
+        for m, g in doc_freq.keys() - self.frequent:
+            by_n.setdefault(m, []).append(g)
+        self._collided = set()
+        for m, grams in by_n.items():
+            self._collided.update(self.eval.owners(m, np.array(grams, np.uint64)).tolist())
+
+    def report(self) -> dict[str, dict[str, int]]:
+        """Per evaluation set: items, items too short to match, items that collided."""
+        per_set = Counter(self.eval.owner_set[i] for i in self._collided)
+        return {name: {"items": self.eval.items[name], "too_short_items": self.eval.too_short[name],
+                       "collided_items": per_set.get(s, 0)}
+                for s, name in enumerate(self.eval.set_names)}
 
     def run(self, docs: Iterable[Document]) -> Iterator[Document]:
-        buffered, found = [], []
-        doc_freq: Counter[tuple[int, int]] = Counter()  # (n, gram hash) -> training documents
+        if self.frequent is None:
+            docs = list(docs)
+            self.scan(docs)
+        assert self.frequent is not None
+        self.stats.counts["grams_ignored_frequent"] = len(self.frequent)
         for doc in docs:
-            self.stats.add("in", 1, len(doc.text.encode("utf-8")))
+            nbytes = len(doc.text.encode("utf-8"))
+            self.stats.add("in", 1, nbytes)
             hits = self.eval.find(hash_words(normalize_words(doc.text)))
-            buffered.append(doc)
-            found.append((word_spans(doc.text)[1] if hits else [], hits))
-            doc_freq.update({(m, int(g)) for m, _, gs in hits for g in gs})
-        frequent = {key for key, c in doc_freq.items() if c > self.cfg.max_doc_freq}
-        self.stats.counts["grams_ignored_frequent"] = len(frequent)
-        collided: set[int] = set()
-        for doc, (spans, hits) in zip(buffered, found, strict=True):
-            kept = self._keep_hits(hits, frequent, collided)
-            yield from self._cut(doc, spans, kept)
-        self._record_sets(collided)
-
-    def _keep_hits(self, hits, frequent, collided: set[int]) -> list[tuple[int, int]]:
-        """(first word, n) of the hits that count, noting the evaluation items they touch."""
-        kept = []
-        for m, starts, grams in hits:
-            mask = np.array([(m, int(g)) not in frequent for g in grams], dtype=bool)
-            if mask.any():
-                collided.update(self.eval.owners(m, grams[mask]).tolist())
-                kept += [(int(w), m) for w in starts[mask]]
-        return kept
+            kept = [(int(w), m) for m, starts, grams in hits
+                    for w, g in zip(starts, grams, strict=True)
+                    if (m, int(g)) not in self.frequent]
+            yield from self._cut(doc, word_spans(doc.text)[1] if kept else [], kept)
 
     def _cut(self, doc: Document, spans, hits: list[tuple[int, int]]) -> Iterator[Document]:
         nbytes = len(doc.text.encode("utf-8"))
@@ -211,10 +225,3 @@ class Decontaminate(PipelineStep):
             self.stats.add("out", 1, size)
             yield Document(piece.strip(), f"{doc.id}#{k}", doc.source,
                            {**doc.metadata, "decontam_fragment": k})
-
-    def _record_sets(self, collided: set[int]) -> None:
-        per_set = Counter(self.eval.owner_set[i] for i in collided)
-        for s, name in enumerate(self.eval.set_names):
-            self.stats.counts[f"eval.{name}.items"] = self.eval.items[name]
-            self.stats.counts[f"eval.{name}.collided_items"] = per_set.get(s, 0)
-            self.stats.counts[f"eval.{name}.too_short_items"] = self.eval.too_short[name]

@@ -50,6 +50,25 @@ class MinHashConfig(Config):
         return self.num_bands * self.rows_per_band
 
 
+@dataclasses.dataclass
+class DedupConfig(Config):
+    """Which deduplication steps ``prepare`` runs (after the quality filters)."""
+
+    exact: bool = True
+    """Drop exact duplicates (normalised-text hash)."""
+    near: bool = True
+    """Drop near-duplicates (MinHash LSH), keeping one document per cluster."""
+    minhash: MinHashConfig = dataclasses.field(default_factory=MinHashConfig)
+
+    def build(self) -> list[PipelineStep]:
+        steps: list[PipelineStep] = []
+        if self.exact:
+            steps.append(ExactDedup())
+        if self.near:
+            steps.append(MinHashDedup(self.minhash))
+        return steps
+
+
 def normalize_text(text: str) -> str:
     """Text as compared by exact dedup: NFKC, lowercased, whitespace runs collapsed."""
     return " ".join(unicodedata.normalize("NFKC", text).lower().split())
@@ -64,8 +83,16 @@ class ExactDedup(PipelineStep):
         super().__init__()
         self._seen: set[bytes] = set()
 
+    @staticmethod
+    def _digest(doc: Document) -> bytes:
+        return hashlib.blake2b(normalize_text(doc.text).encode(), digest_size=16).digest()
+
+    def restore(self, doc: Document) -> None:
+        """Remember a document kept by an earlier (resumed) run."""
+        self._seen.add(self._digest(doc))
+
     def process(self, doc: Document) -> Iterable[Document]:
-        digest = hashlib.blake2b(normalize_text(doc.text).encode(), digest_size=16).digest()
+        digest = self._digest(doc)
         if digest in self._seen:
             self.stats.add("dropped.exact_duplicate", 1, len(doc.text.encode("utf-8")))
             return
@@ -159,9 +186,12 @@ def cluster_texts(texts: list[str], cfg: MinHashConfig | None = None) -> np.ndar
 class MinHashDedup(PipelineStep):
     """Keep one document per near-duplicate cluster (the first in input order).
 
-    NOTE: clusters need every signature, so this step reads all of its input before it yields;
-    it holds the documents in memory (fine for the single-machine corpora this targets; a
-    larger corpus would be deduplicated per shard or with signatures spilled to disk).
+    Successive ``run`` calls (the pipeline's input parts) share state: a document close to one
+    kept in an earlier call is dropped. Only signatures of kept documents are remembered
+    ((num_perm,) uint32 each); ``restore`` re-adds those of a resumed run's finished parts.
+
+    NOTE: clusters need every signature of a call, so ``run`` reads all of its input before it
+    yields, holding that part's documents in memory.
     """
 
     name = "minhash_dedup"
@@ -170,6 +200,18 @@ class MinHashDedup(PipelineStep):
         super().__init__()
         self.cfg = cfg or MinHashConfig()
         self.hasher = MinHasher(self.cfg.num_perm, self.cfg.ngram, self.cfg.seed)
+        self._kept = np.empty((0, self.cfg.num_perm), np.uint32)  # (M, P) earlier kept docs
+        self._pending: list[np.ndarray] = []  # shingles of restored documents
+
+    def restore(self, doc: Document) -> None:
+        """Remember a document kept by an earlier (resumed) run."""
+        self._pending.append(self.hasher.shingles(doc.text))
+
+    def _earlier(self) -> np.ndarray:
+        if self._pending:
+            self._kept = np.concatenate([self._kept, self.hasher.signatures(self._pending)])
+            self._pending = []
+        return self._kept
 
     def run(self, docs: Iterable[Document]) -> Iterator[Document]:
         buffered: list[Document] = []
@@ -178,16 +220,19 @@ class MinHashDedup(PipelineStep):
             self.stats.add("in", 1, len(doc.text.encode("utf-8")))
             buffered.append(doc)
             shingles.append(self.hasher.shingles(doc.text))
-        labels = near_duplicate_clusters(self.hasher.signatures(shingles), self.cfg)
-        seen: set[int] = set()
-        for doc, label in zip(buffered, labels.tolist(), strict=True):
+        earlier = self._earlier()
+        sig = self.hasher.signatures(shingles)  # (N, P)
+        labels = near_duplicate_clusters(np.concatenate([earlier, sig]), self.cfg)
+        seen = set(labels[: len(earlier)].tolist())  # clusters that already have their copy
+        kept = []
+        for i, (doc, label) in enumerate(zip(buffered, labels[len(earlier):].tolist(),
+                                             strict=True)):
             nbytes = len(doc.text.encode("utf-8"))
             if label in seen:
                 self.stats.add("dropped.near_duplicate", 1, nbytes)
                 continue
             seen.add(label)
+            kept.append(i)
             self.stats.add("out", 1, nbytes)
             yield doc
-        self.stats.counts["clusters_with_duplicates"] = int(
-            (np.bincount(labels) > 1).sum() if len(labels) else 0
-        )
+        self._kept = np.concatenate([self._kept, sig[kept]])
