@@ -90,7 +90,7 @@ def test_bad_eval_set_is_a_clear_error(tmp_path):
 
 
 def test_scan_then_stream(tmp_path):
-    docs = [Document(f"{_filler(f'd{i}_', 100)} {LEAK} {_filler('e', 100)}", f"d{i}")
+    docs = [Document(f"{_filler(f'd{i}_', 100)} {LEAK} {_filler('e', 150)}", f"d{i}")
             for i in range(3)]
     cfg = DecontamConfig(eval_sets=[_write_jsonl(tmp_path / "qa.jsonl", [{"text": LEAK}])],
                          max_doc_freq=2)
