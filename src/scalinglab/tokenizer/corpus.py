@@ -3,9 +3,10 @@
 * ``*.txt``: split into documents at blank lines, in groups of about ``TXT_DOC_CHARS``
   characters (a whole book as one document would make one giant multi-word "word").
 * ``*.jsonl`` / ``*.jsonl.gz``: one JSON object per line; its ``text`` field is the document.
-* a directory (e.g. the output of ``scalinglab data prepare``): every ``*.jsonl``,
-  ``*.jsonl.gz`` and ``*.txt`` below it, in sorted order (stats / manifest JSON files and token
-  shards are not text and are skipped).
+* a corpus directory written by ``scalinglab data prepare`` (it holds ``stats.json``): its
+  mixed corpus ``documents-*.jsonl`` (not the per-part files under ``parts/``);
+* any other directory: every ``*.jsonl``, ``*.jsonl.gz`` and ``*.txt`` below it, in sorted
+  order.
 
 A malformed line is an error naming ``file:line``: silently training on part of the input
 would be a quiet data loss.
@@ -29,7 +30,12 @@ def input_files(paths: list[str]) -> list[Path]:
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
+        if path.is_dir() and (path / "stats.json").is_file():
+            found = sorted(path.glob("documents-*.jsonl"))
+            if not found:
+                raise ScalinglabError(f"{path}: prepared corpus without documents-*.jsonl")
+            files += found
+        elif path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(_SUFFIXES))
             if not found:
                 raise ScalinglabError(f"{path}: no .jsonl, .jsonl.gz or .txt files inside")

@@ -160,7 +160,11 @@ class Decontaminate(PipelineStep):
         super().__init__()
         self.cfg = cfg
         if sets is None:
-            sets = {Path(p).stem: read_eval_set(p) for p in cfg.eval_sets}
+            names = [Path(p).stem for p in cfg.eval_sets]
+            if len(set(names)) != len(names):
+                raise ScalinglabError(f"decontam.eval_sets: two files share a name in {names}")
+            sets = {name: read_eval_set(p) for name, p in zip(names, cfg.eval_sets, strict=True)}
+        self.sets = sets  # name -> item texts
         self.eval = EvalGrams(sets, cfg.n, cfg.min_n)
         self.frequent: set[tuple[int, int]] | None = None  # (n, gram hash) ignored as common
         self._collided: set[int] = set()
