@@ -13,7 +13,8 @@ import sys
 
 from scalinglab.errors import ScalinglabError
 
-STAGES = ["models", "train", "demo", "plan", "fit", "allocate", "sweep", "report", "data"]
+STAGES = ["models", "train", "demo", "plan", "fit", "allocate", "sweep", "report", "data",
+          "tokenizer"]
 
 
 def build_parser() -> argparse.ArgumentParser:

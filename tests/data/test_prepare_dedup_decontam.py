@@ -1,0 +1,80 @@
+"""``scalinglab data prepare`` with exact / MinHash dedup, decontamination and the n-gram index."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from scalinglab.cli import main
+from scalinglab.data.ngram_index import NgramIndex
+
+STOP = ["the", "and", "of", "to", "with", "that", "be", "have"]
+
+
+def _doc(rng: random.Random, vocab: list[str], words: int = 160) -> str:
+    out = [rng.choice(STOP) if rng.random() < 0.3 else rng.choice(vocab) for _ in range(words)]
+    return " ".join(out).capitalize() + "."
+
+
+def _corpus(tmp_path):
+    rng = random.Random(0)
+    vocab = ["".join(rng.choice("abcdefghilmnoprstu") for _ in range(rng.randint(3, 8)))
+             for _ in range(3000)]
+    docs = [_doc(rng, vocab) for _ in range(40)]
+    words = docs[5].split()
+    near = " ".join(words[:100] + ["changed"] + words[101:])  # Jaccard ~0.94 with docs[5]
+    leak = " ".join(docs[9].split()[60:90])  # a 30-word passage of docs[9]
+    rows = docs + [docs[3].replace(" ", "  "), near]  # an exact (normalised) and a near dup
+    (tmp_path / "src.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in rows))
+    eval_items = [{"question": leak, "choices": ["a", "b"]},
+                  {"question": "an unrelated question with quite a few words in it here now"}]
+    (tmp_path / "quiz.jsonl").write_text("".join(json.dumps(x) + "\n" for x in eval_items))
+    return leak
+
+
+def test_prepare_dedups_decontaminates_and_indexes(tmp_path, capsys):
+    leak = _corpus(tmp_path)
+    out = tmp_path / "corpus"
+    args = ["data", "prepare", "--source", f"web={tmp_path / 'src.jsonl'}", "--out", str(out),
+            "--quiet", "--json", f"decontam.eval_sets=[{tmp_path / 'quiz.jsonl'}]"]
+    assert main(args) == 0
+    stats = json.loads(capsys.readouterr().out)
+    steps = {s["name"]: s for s in stats["steps"]}
+    assert steps["exact_dedup"]["dropped"]["exact_duplicate"]["docs"] == 1
+    assert steps["minhash_dedup"]["dropped"]["near_duplicate"]["docs"] == 1
+    assert steps["decontaminate"]["counts"]["contaminated.docs"] == 1
+    quiz = stats["decontamination"]["quiz"]
+    assert quiz == {"items": 2, "too_short_items": 0, "collided_items": 1, "dirty_items_after": 0}
+    corpus_text = " ".join(json.loads(line)["text"]
+                           for line in (out / "documents-00000.jsonl").read_text().splitlines())
+    assert leak not in corpus_text and len(corpus_text) > 0
+    index = NgramIndex.load(out / "ngram_index")
+    assert index.num_docs == stats["output"]["documents"] and not index.dirty(leak)
+    assert main(args) == 0  # a finished corpus is returned as is
+    assert json.loads(capsys.readouterr().out)["decontamination"]["quiz"] == quiz
+
+
+def test_prepare_without_dedup_or_eval_sets(tmp_path, capsys):
+    _corpus(tmp_path)
+    out = tmp_path / "plain"
+    assert main(["data", "prepare", "--source", str(tmp_path / "src.jsonl"), "--out", str(out),
+                 "--quiet", "--json", "dedup.exact=false", "dedup.near=false",
+                 "ngram_index=false"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    names = [s["name"] for s in stats["steps"]]
+    assert not {"exact_dedup", "minhash_dedup", "decontaminate"} & set(names)
+    assert "decontamination" not in stats and not (out / "ngram_index").exists()
+
+
+def test_tokenizer_reads_prepared_corpus(tmp_path, capsys):
+    from scalinglab.tokenizer.corpus import read_texts
+
+    _corpus(tmp_path)
+    out = tmp_path / "c"
+    assert main(["data", "prepare", "--source", str(tmp_path / "src.jsonl"), "--out", str(out),
+                 "--quiet", "ngram_index=false"]) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    texts = list(read_texts([str(out)]))  # documents-*.jsonl only, not parts/ as well
+    assert len(texts) == stats["output"]["documents"]
+    assert main(["tokenizer", "train", "--corpus", str(out), "--vocab-size", "400",
+                 "--out", str(tmp_path / "tok.json")]) == 0
