@@ -104,12 +104,19 @@ def power_law(fit: dict[str, Any], which: str) -> tuple[float, float] | None:
     return float(coef), float(exp)
 
 
-def approach3_optimum(p: dict[str, float], c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """N_opt, D_opt of L = E + A/N^alpha + B/D^beta under C = 6 N D (Hoffmann et al. eq. 4)."""
+def approach3_optimum(p: dict[str, float], c: np.ndarray,
+                      k: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
+    """N_opt, D_opt of L = E + A/N^alpha + B/D^beta under C = k N D (Hoffmann et al. eq. 4)."""
     alpha, beta = p["alpha"], p["beta"]
     g = (alpha * p["A"] / (beta * p["B"])) ** (1.0 / (alpha + beta))
-    n = g * (c / 6.0) ** (beta / (alpha + beta))
-    return n, c / (6.0 * n)
+    n = g * (c / k) ** (beta / (alpha + beta))
+    return n, c / (k * n)
+
+
+def flops_per_param_token(fits: dict[str, Any]) -> float:
+    """k in C = k N D that the fit stage used for this study (6 unless it says otherwise)."""
+    k = fits.get("flops_per_param_token")
+    return float(k) if isinstance(k, (int, float)) and k > 0 else 6.0
 
 
 def approach3_loss(p: dict[str, float], n: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -130,12 +137,14 @@ def approach3_band(fits: dict[str, Any], c: np.ndarray,
     Returns (n_lo, n_hi, d_lo, d_hi) or None without bootstrap samples.
     """
     samples = get(fits, "approach3", "bootstrap") or []
+    k = flops_per_param_token(fits)
     ns, ds = [], []
     for s in samples:
         if len(s) < 5 or not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0
                                  for v in s[1:5]):
             continue
-        n, d = approach3_optimum(dict(zip(("E", "A", "B", "alpha", "beta"), s, strict=False)), c)
+        n, d = approach3_optimum(dict(zip(("E", "A", "B", "alpha", "beta"), s, strict=False)),
+                                 c, k)
         ns.append(n)
         ds.append(d)
     if len(ns) < 10:

@@ -21,6 +21,7 @@ from scalinglab.report.data import (  # noqa: E402
     approach3_loss,
     approach3_optimum,
     approach3_params,
+    flops_per_param_token,
     get,
     power_law,
     reference_laws,
@@ -155,6 +156,11 @@ def optimal_allocation(s: StudyData) -> Figure | None:
             style = ":" if "Kaplan" in label else "--"
             ax.plot(c, n if which == "n" else d, style, color="grey", lw=1, label=label)
         _plot_minima(ax, minima, which)
+        pts = [p for p in get(s.fits, "approach1", "points", default=[]) or []
+               if isinstance(p, dict) and p.get("flops") and p.get("n_opt")]
+        if pts:
+            ax.plot([p["flops"] for p in pts], [p["n_opt" if which == "n" else "d_opt"]
+                    for p in pts], ".", color="C0", ms=4, alpha=0.6, label="Approach 1 envelope")
         ax.axvspan(c[0], max(s.budgets() or [c[0]]), color="0.92", zorder=0)
         ax.set(xscale="log", yscale="log", xlabel=f"compute C (FLOPs, {s.convention})",
                ylabel="optimal parameters N" if which == "n" else "optimal tokens D",
@@ -186,7 +192,8 @@ def loss_contours(s: StudyData) -> Figure | None:
     n_runs = np.array([float(r[s.count]) for r in runs])
     d_runs = np.array([float(r["tokens"]) for r in runs])
     c = _budget_range(s)
-    n_front, d_front = approach3_optimum(p, c)
+    k = flops_per_param_token(s.fits)
+    n_front, d_front = approach3_optimum(p, c, k)
     n_lo, n_hi = min(n_runs.min(), n_front.min()) / 2, max(n_runs.max(), n_front.max()) * 2
     d_lo, d_hi = min(d_runs.min(), d_front.min()) / 2, max(d_runs.max(), d_front.max()) * 2
     nn, dd = np.meshgrid(np.logspace(np.log10(n_lo), np.log10(n_hi), 200),
@@ -199,51 +206,56 @@ def loss_contours(s: StudyData) -> Figure | None:
     ax.clabel(cs, fontsize=7, fmt="%.2f")
     for b in s.budgets():
         n_line = np.logspace(np.log10(n_lo), np.log10(n_hi), 50)
-        ax.plot(n_line, b / (6 * n_line), ":", color="grey", lw=0.8)
+        ax.plot(n_line, b / (k * n_line), ":", color="grey", lw=0.8)
     ax.plot(n_front, d_front, "-", color="crimson", lw=2, label="efficient frontier (Approach 3)")
     sc = ax.scatter(n_runs, d_runs, c=[r["final_val_loss"] for r in runs], cmap="viridis_r",
                     edgecolors="black", s=30, zorder=5, label="runs")
     fig.colorbar(sc, ax=ax, label="final validation loss")
     ax.set(xscale="log", yscale="log", xlim=(n_lo, n_hi), ylim=(d_lo, d_hi),
            xlabel=f"parameters N ({s.count.removeprefix('params_')})", ylabel="tokens D",
-           title="L(N, D) = E + A/N^alpha + B/D^beta (dotted: C = 6ND of each budget)")
+           title=f"L(N, D) = E + A/N^alpha + B/D^beta (dotted: C = {k:.3g} N D per budget)")
     ax.legend(fontsize=8, loc="upper right")
     return fig
 
 
 def holdout_trust(s: StudyData) -> Figure | None:
-    """The held-out budget: its runs, and the predicted optimum and loss against achieved."""
+    """The held-out budget: its runs, the predicted optimum (with its interval) and loss."""
     h = s.fits.get("holdout") or {}
-    budget = h.get("budget")
-    pred = h.get("predicted_loss")
-    if budget is None or pred is None:
+    budget, pred = h.get("budget"), get(h, "predicted", "approach3", default={}) or {}
+    if budget is None or pred.get("loss") is None:
         return None
     runs = sorted((r for r in s.complete("isoflop") if r.get("budget") == float(budget)),
                   key=lambda r: r[s.count])
     fig, ax = plt.subplots(figsize=(8, 4.5))
     if runs:
         ax.plot([r[s.count] for r in runs], [r["final_val_loss"] for r in runs], "o-",
-                color="0.4", label=f"held-out runs (C = {float(budget):.2g})")
-    n_pred = h.get("predicted_n_opt")
-    x = float(n_pred) if n_pred else float(np.median([r[s.count] for r in runs] or [1.0]))
-    ci = h.get("predicted_loss_ci")
-    yerr = None
-    if isinstance(ci, (list, tuple)) and len(ci) == 2:
-        yerr = [[max(0.0, pred - float(ci[0]))], [max(0.0, float(ci[1]) - pred)]]
-    ax.errorbar([x], [pred], yerr=yerr, fmt="*", ms=15, color="C3", mec="black", capsize=5,
-                label="predicted optimum (fit without this budget)")
-    achieved = h.get("achieved_loss")
-    if achieved is not None:
-        ax.axhline(float(achieved), color="C0", ls="--", label="achieved (best held-out run)")
-        err = h.get("loss_error_pct", 100 * (pred - float(achieved)) / float(achieved))
-        ax.set_title(f"Holdout trust check: predicted loss off by {float(err):+.2f}%")
-    else:
-        ax.set_title("Holdout trust check")
+                color="0.4", label=f"held-out runs (C = {float(budget):.3g}), not fitted")
+    x, loss = float(pred.get("n_opt") or runs[0][s.count]), float(pred["loss"])
+    xerr = _interval(x, pred.get("n_opt_ci"))
+    yerr = _interval(loss, pred.get("loss_ci"))
+    ax.errorbar([x], [loss], xerr=xerr, yerr=yerr, fmt="*", ms=15, color="C3", mec="black",
+                capsize=5, ecolor="C3", label="predicted optimum (Approach 3 without this budget)")
+    achieved = get(h, "achieved", "best_run", default={}) or {}
+    if achieved.get("loss") is not None:
+        ax.axhline(float(achieved["loss"]), color="C0", ls="--", lw=1,
+                   label="achieved: best held-out run")
+    err = h.get("loss_error_pct")
+    title = "Holdout trust check"
+    if err is not None:
+        title += f": predicted loss off by {float(err):+.2f}%"
     ax.set(xscale="log", xlabel=f"parameters N ({s.count.removeprefix('params_')})",
-           ylabel="validation loss")
+           ylabel="validation loss", title=title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
     return fig
+
+
+def _interval(v: float, ci: Any) -> list[list[float]] | None:
+    """Error-bar lengths [[below], [above]] from a [lo, hi] interval (None when absent)."""
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(
+            isinstance(x, (int, float)) for x in ci):
+        return [[max(0.0, v - float(ci[0]))], [max(0.0, float(ci[1]) - v)]]
+    return None
 
 
 def comparison(s: StudyData) -> Figure | None:
