@@ -167,6 +167,8 @@ class SweepConfig(Config):
     """Variants (norm, position, mlp, ...) every generated shape keeps."""
     aspect_ratio: float = 32.0
     """d_model / n_layers the shape generator aims for (isoflop and fixed-size runs)."""
+    width_multiple: int = 16
+    """Generated widths are multiples of this (8 gives tiny models a smoother family)."""
     isoflop: IsoFlopConfig = dataclasses.field(default_factory=IsoFlopConfig)
     fixed_size: FixedSizeConfig = dataclasses.field(default_factory=FixedSizeConfig)
     depth_width: DepthWidthConfig = dataclasses.field(default_factory=DepthWidthConfig)
@@ -222,6 +224,7 @@ def model_for(cfg: SweepConfig, target: float, aspect_ratio: float | None = None
     return shape_for_params(
         target, vocab_size=cfg.model.vocab_size, max_seq_len=cfg.seq_len,
         aspect_ratio=aspect_ratio or cfg.aspect_ratio, count=cfg.count, base=cfg.model,
+        width_multiple=cfg.width_multiple,
     )
 
 

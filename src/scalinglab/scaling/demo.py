@@ -1,0 +1,334 @@
+"""``scalinglab demo``: the whole loop on CPU, on the default corpus, in minutes.
+
+Stages (each skips work it finds done, so an interrupted demo resumes):
+
+1. corpus: the default public-domain corpus, fetched once -> ``data prepare`` (Gopher quality
+   and repetition filters, dedup) -> a byte-level BPE tokenizer -> train/val token shards;
+2. sweep: IsoFLOP grids at three budgets, extended until every minimum is interior;
+3. Chinchilla vs Gopher in miniature: at the largest budget, the compute-optimal size (the
+   IsoFLOP parabola's minimum) against a model 4x larger trained on about 4x fewer tokens;
+4. fits: Approaches 1, 2, 3 and Kaplan's form with bootstrap intervals, plus the trust check
+   (fit without the largest budget, predict it);
+5. allocation for 10x and 100x the largest budget, and the report.
+
+Every stage's wall time and CPU time (this process and its children) are recorded in
+``OUT/demo.json``; the CPU time is what an idle machine would need, the wall time what this one
+took.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import sys
+import sysconfig
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scalinglab.config import Config, ConfigError
+from scalinglab.data.shards import write_shard
+from scalinglab.model.accounting import FlopConvention
+from scalinglab.train.checkpoint import atomic_write_json
+
+
+@dataclasses.dataclass
+class DemoConfig(Config):
+    """Sizes of the demo, chosen so the whole run takes under 10 minutes on 2 CPU cores."""
+
+    out: str = "studies/demo"
+    """Everything goes here: corpus/, tokenizer.json, shards/, study/."""
+    vocab_size: int = 512
+    """BPE vocabulary (small, so that embeddings do not dominate models of ~1e5 parameters)."""
+    seq_len: int = 128
+    budgets: list[float] = dataclasses.field(default_factory=lambda: [1.5e11, 4.5e11, 1.35e12])
+    """IsoFLOP budgets (FLOPs under flop_convention); three, so that one can be held out."""
+    sizes: int = 5
+    """Model sizes per budget (a factor ``step`` apart)."""
+    step: float = 2.0
+    flop_convention: FlopConvention = FlopConvention.chinchilla
+    workers: int = 2
+    """Runs trained at once (one CPU thread each)."""
+    bootstrap: int = 1000
+    """Bootstrap resamples of the fits."""
+    eval_tokens: int = 16384
+    """Validation tokens per evaluation of every run."""
+    corpus: str = "default"
+    """default (the public-domain corpus through the data stages) or stdlib (byte-level
+    shards of the Python standard library's source: offline, no tokenizer; a fallback)."""
+
+
+class Stages:
+    """Runs the demo's stages, timing each (wall and CPU seconds) and printing one line each."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, dict[str, float]] = {}
+
+    @staticmethod
+    def cpu_seconds() -> float:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+    def run(self, name: str, fn: Callable[[], Any]) -> Any:
+        print(f"== {name}", file=sys.stderr, flush=True)
+        wall, cpu = time.perf_counter(), self.cpu_seconds()
+        result = fn()
+        self.times[name] = {"wall_s": time.perf_counter() - wall,
+                            "cpu_s": self.cpu_seconds() - cpu}
+        t = self.times[name]
+        print(f"   {name}: {t['wall_s']:.1f} s wall, {t['cpu_s']:.1f} s CPU", file=sys.stderr,
+              flush=True)
+        return result
+
+
+# ---------------------------------------------------------------------- stage 1: data
+
+
+def build_shards(cfg: DemoConfig, root: Path) -> tuple[Path, str]:
+    """The demo's token shards and a one-line description of them.
+
+    When the default corpus cannot be fetched (offline, no cache) the demo says so and falls
+    back to byte-level shards of the standard library's source.
+    """
+    from scalinglab.data.default_corpus import FetchError
+
+    if cfg.corpus == "default":
+        try:
+            return build_corpus_shards(cfg, root)
+        except FetchError as e:
+            print(f"warning: default corpus unavailable ({e}); FALLBACK: byte-level shards "
+                  "of the Python standard library", file=sys.stderr)
+    elif cfg.corpus != "stdlib":
+        raise ConfigError(f"DemoConfig.corpus must be default or stdlib, got {cfg.corpus!r}")
+    shards = build_byte_shards(root / "shards-stdlib")
+    return shards, "FALLBACK corpus: Python standard library source, byte-level (vocab 257)"
+
+
+def build_byte_shards(out: Path, max_bytes: int = 4_000_000) -> Path:
+    """Byte-level (vocab 257, eot 256) shards of stdlib source files; 5% of files held out."""
+    if (out / "val-00000.json").exists():
+        return out
+    files = sorted(Path(sysconfig.get_paths()["stdlib"]).rglob("*.py"))
+    docs, total = [], 0
+    for f in files:
+        data = f.read_bytes()
+        docs.append(np.frombuffer(data, dtype=np.uint8).astype(np.uint16))
+        total += len(data)
+        if total >= max_bytes:
+            break
+    eot = np.array([256], dtype=np.uint16)
+    val = [d for i, d in enumerate(docs) if i % 20 == 0]
+    train = [d for i, d in enumerate(docs) if i % 20 != 0]
+    for split, part in (("train", train), ("val", val)):
+        tokens = np.concatenate([x for d in part for x in (d, eot)])
+        write_shard(out, split, 0, tokens, vocab_size=257, eot_id=256, num_docs=len(part))
+    return out
+
+
+def build_corpus_shards(cfg: DemoConfig, root: Path) -> tuple[Path, str]:
+    """Default corpus -> prepare -> tokenizer -> shards. Returns (shards, description)."""
+    from scalinglab.data.default_corpus import fetch_default_corpus
+    from scalinglab.data.pipeline import PrepareConfig, prepare
+    from scalinglab.data.sources import SourceConfig, SourceKind
+    from scalinglab.data.tokenize import TokenizeConfig, tokenize_corpus
+
+    corpus, tok_path, shards = root / "corpus", root / "tokenizer.json", root / "shards"
+    fetch_default_corpus()
+    if not (corpus / "stats.json").exists():
+        # NOTE: no 13-gram index: the demo evaluates nothing against it (data prepare does)
+        prepare(PrepareConfig(sources=[SourceConfig(kind=SourceKind.default)], out=str(corpus),
+                              ngram_index=False, progress=True))
+    if not tok_path.exists():
+        train_demo_tokenizer(corpus, tok_path, cfg.vocab_size)
+    meta = tokenize_corpus(TokenizeConfig(corpus=str(corpus), tokenizer=str(tok_path),
+                                          out=str(shards), progress=True))
+    desc = (f"default corpus, BPE {meta.get('vocab_size', cfg.vocab_size)}: "
+            f"{meta['splits']['train']['tokens']:,} train / "
+            f"{meta['splits']['val']['tokens']:,} val tokens")
+    return shards, desc
+
+
+def train_demo_tokenizer(corpus: Path, out: Path, vocab_size: int) -> None:
+    from scalinglab.tokenizer.corpus import read_texts
+    from scalinglab.tokenizer.train import TokenizerConfig, save_tokenizer, train_tokenizer
+
+    texts = list(read_texts([str(corpus)]))
+    tcfg = TokenizerConfig(vocab_size=vocab_size)
+    tok = train_tokenizer(texts, tcfg)
+    save_tokenizer(tok, out, {"config": tcfg.as_dict(), "corpus": [str(corpus)],
+                              "documents": len(texts), "vocab_size": tok.get_vocab_size()})
+
+
+# ---------------------------------------------------------------------- stage 2-3: runs
+
+
+def sweep_config(cfg: DemoConfig, shards: Path):
+    from scalinglab.scaling.sweep import SweepConfig
+
+    return SweepConfig().merge({
+        "data": str(shards), "seq_len": cfg.seq_len, "flop_convention": cfg.flop_convention,
+        "isoflop.budgets": list(cfg.budgets), "isoflop.sizes": cfg.sizes,
+        "isoflop.step": cfg.step, "train": [f"eval_tokens={cfg.eval_tokens}"],
+        # A smooth family at ~1e4-1e6 parameters: widths in steps of 4, d_model / n_layers
+        # about 12; Chinchilla-style RMSNorm without biases, rotary positions (no table).
+        "aspect_ratio": 12.0, "width_multiple": 4, "model.position": "rotary",
+        "model.norm": "rmsnorm", "model.bias": False,
+    })
+
+
+def run_sweep_stage(cfg: DemoConfig, study: Path, shards: Path):
+    from scalinglab.scaling.launch import run_sweep
+    from scalinglab.scaling.sweep import plan_study
+
+    plan_study(study, sweep_config(cfg, shards))
+    return run_sweep(study, workers=cfg.workers)
+
+
+def comparison_stage(cfg: DemoConfig, study: Path) -> dict[str, Any]:
+    """Train the compute-optimal model and a 4x larger one at the largest budget.
+
+    The optimal size is the minimum of the largest budget's IsoFLOP parabola (Approach 2 at
+    that budget). Both are IsoFLOP runs of that budget, so a grid run of the same shape is
+    reused, and both also serve as points of that parabola for the fits.
+    """
+    from scalinglab.scaling.fit import fit_isoflop
+    from scalinglab.scaling.launch import run_sweep
+    from scalinglab.scaling.study import read_study_csv
+    from scalinglab.scaling.sweep import add_runs, isoflop_run, load_sweep_config, resolve_config
+
+    scfg = resolve_config(load_sweep_config(study))
+    budget = max(cfg.budgets)
+    count = "params_non_embedding" if scfg.count == "non_embedding" else "params_total"
+    rows = [r for r in read_study_csv(study / "study.csv") if r["status"] == "complete"
+            and r["kind"] == "isoflop" and r["budget"] == budget]
+    par = fit_isoflop(budget, [r[count] for r in rows], [r["tokens"] for r in rows],
+                      [r["final_val_loss"] for r in rows])
+    n_opt = par.n_opt if par is not None else min(rows, key=lambda r: r["final_val_loss"])[count]
+    specs = [isoflop_run(scfg, budget, n_opt), isoflop_run(scfg, budget, 4 * n_opt)]
+    if any(s is None for s in specs):
+        return {"error": "the 4x larger model would train for too few steps"}
+    add_runs(study, scfg, specs)
+    run_sweep(study, workers=cfg.workers, bracket=False)
+    return write_comparison(study, budget, n_opt, specs)
+
+
+def write_comparison(study: Path, budget: float, n_opt: float, specs: list) -> dict[str, Any]:
+    from scalinglab.scaling.study import read_json, run_dir
+
+    out: dict[str, Any] = {"budget": budget, "n_opt_parabola": n_opt}
+    for key, spec in zip(("optimal", "larger"), specs, strict=True):
+        s = read_json(run_dir(study, spec.run_id) / "summary.json") or {}
+        conv = spec.train["flop_convention"]
+        out[key] = {"run_id": spec.run_id, "params": s.get("params_total"),
+                    "params_non_embedding": s.get("params_non_embedding"),
+                    "tokens": s.get("tokens"), "flops": s.get(f"flops_{conv}"),
+                    "val_loss": s.get("final_val_loss"), "train_loss": s.get("final_train_loss")}
+    o, g = out["optimal"], out["larger"]
+    if o["val_loss"] is not None and g["val_loss"] is not None:
+        out["optimal_won"] = o["val_loss"] < g["val_loss"]
+        out["params_ratio"] = g["params"] / o["params"]
+        out["tokens_ratio"] = o["tokens"] / g["tokens"]
+    atomic_write_json(study / "comparison.json", out)
+    return out
+
+
+# ---------------------------------------------------------------------- stage 4-5
+
+
+def fit_stage(cfg: DemoConfig, study: Path) -> dict[str, Any]:
+    """Fits with bootstrap and the holdout check; reused when fitted on the same runs."""
+    from scalinglab.scaling.fits_io import fit_study
+    from scalinglab.scaling.study import read_json, read_study_csv
+
+    complete = sum(r["status"] == "complete" for r in read_study_csv(study / "study.csv"))
+    old = read_json(study / "fits.json") or {}
+    if old.get("n_runs") == complete and "holdout" in old and \
+            old.get("n_bootstrap") == cfg.bootstrap:
+        return old
+    return fit_study(study, n_boot=cfg.bootstrap, holdout=True)
+
+
+def allocation_stage(cfg: DemoConfig, study: Path, fits: dict[str, Any]) -> list[dict]:
+    from scalinglab.scaling.allocate import allocate
+
+    rows = []
+    for mult in (10, 100):
+        c = mult * max(cfg.budgets)
+        for r in allocate(c, fits):
+            rows.append({"budget": c, "multiple": mult, **r})
+    atomic_write_json(study / "allocation.json", rows)
+    return rows
+
+
+# ---------------------------------------------------------------------- the demo
+
+
+def run_demo(cfg: DemoConfig) -> dict[str, Any]:
+    """Every stage, then the summary (also written to OUT/demo.json)."""
+    from scalinglab.report import write_report
+
+    root = Path(cfg.out)
+    root.mkdir(parents=True, exist_ok=True)
+    study = root / "study"
+    stages = Stages()
+    start = time.perf_counter()
+    shards, data_desc = stages.run("corpus, tokenizer, shards",
+                                   lambda: build_shards(cfg, root))
+    sweep = stages.run("IsoFLOP sweep", lambda: run_sweep_stage(cfg, study, shards))
+    comparison = stages.run("compute-optimal vs 4x larger", lambda: comparison_stage(cfg, study))
+    fits = stages.run("fits + holdout check", lambda: fit_stage(cfg, study))
+    allocation = stages.run("allocation", lambda: allocation_stage(cfg, study, fits))
+    report = stages.run("report", lambda: write_report(study))
+    summary = {
+        "config": cfg.as_dict(), "data": data_desc, "study": str(study.resolve()),
+        "report": str(Path(report).resolve()), "runs_complete": sweep.complete,
+        "runs_failed": sweep.failed, "bracketing_added": sweep.added, "stages": stages.times,
+        "wall_s": time.perf_counter() - start,
+        "cpu_s": sum(t["cpu_s"] for t in stages.times.values()),
+        "a": {k: (fits.get(k) or {}).get("a") for k in ("approach1", "approach2", "approach3")},
+        "a_ci": {k: (fits.get(k) or {}).get("a_ci") for k in ("approach2",)},
+        "holdout_loss_error_pct": (fits.get("holdout") or {}).get("loss_error_pct"),
+        "comparison": comparison, "allocation": allocation,
+    }
+    atomic_write_json(root / "demo.json", summary)
+    return summary
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """The short text the CLI prints."""
+    lines = [f"data: {s['data']}",
+             f"runs: {s['runs_complete']} complete, {s['runs_failed']} failed "
+             f"(bracketing added {len(s['bracketing_added'])})"]
+    a = s["a"]
+    fmt = {k: ("-" if v is None else f"{v:.2f}") for k, v in a.items()}
+    ci = s["a_ci"].get("approach2")
+    ci_txt = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci and None not in ci else ""
+    lines.append(f"fitted a (N_opt ~ C^a): approach 1 {fmt['approach1']}, approach 2 "
+                 f"{fmt['approach2']}{ci_txt}, approach 3 {fmt['approach3']} "
+                 "(Chinchilla 0.50 / 0.49 / 0.46; Kaplan 0.73)")
+    err = s["holdout_loss_error_pct"]
+    if err is not None:
+        verdict = "within" if abs(err) <= 2 else "outside"
+        lines.append(f"trust check: largest budget's loss predicted {err:+.2f}% off "
+                     f"({verdict} the 2% goal)")
+    cmp = s["comparison"]
+    if cmp.get("optimal_won") is not None:
+        o, g = cmp["optimal"], cmp["larger"]
+        lines.append(
+            f"at C={cmp['budget']:.3g}: compute-optimal N={o['params']:.3g} D={o['tokens']:.3g} "
+            f"val {o['val_loss']:.4f} vs {cmp['params_ratio']:.1f}x larger N={g['params']:.3g} "
+            f"D={g['tokens']:.3g} val {g['val_loss']:.4f}: compute-optimal "
+            + ("WON" if cmp["optimal_won"] else "LOST"))
+    for row in s["allocation"]:
+        if row["source"].startswith("fit: approach"):
+            loss = "" if row.get("loss") is None else f", loss {row['loss']:.3f}"
+            lines.append(f"allocate {row['multiple']}x ({row['budget']:.3g}): {row['source']}: "
+                         f"N={row['n_opt']:.3g}, D={row['d_opt']:.3g}, "
+                         f"{row['tokens_per_param']:.0f} tokens/param{loss}")
+    lines.append(f"time: {s['wall_s'] / 60:.1f} min wall, {s['cpu_s'] / 60:.1f} min CPU")
+    lines.append(f"report: {s['report']}")
+    return "\n".join(lines)
