@@ -105,7 +105,7 @@ def isoflop_profiles(s: StudyData) -> Figure | None:
             coef = np.polyfit(np.log10(n), loss, 2)
             x = np.linspace(np.log10(n.min()) - 0.15, np.log10(n.max()) + 0.15, 100)
             ax.plot(10 ** x, np.polyval(coef, x), "-", color=colors[b], lw=1.2)
-            _mark_minimum(ax, minima.get(b), coef, colors[b])
+            _mark_minimum(ax, minima.get(b), coef, colors[b], x[0] + 0.15, x[-1] - 0.15)
     ax.set(xscale="log", xlabel=f"parameters N ({s.count.removeprefix('params_')})",
            ylabel="final validation loss", title="IsoFLOP profiles (Approach 2)")
     ax.legend(fontsize=8, title="budget (FLOPs)", title_fontsize=8)
@@ -113,7 +113,10 @@ def isoflop_profiles(s: StudyData) -> Figure | None:
     return fig
 
 
-def _mark_minimum(ax, m: dict[str, Any] | None, coef: np.ndarray, color: Any) -> None:
+def _mark_minimum(ax, m: dict[str, Any] | None, coef: np.ndarray, color: Any,
+                  lo: float, hi: float) -> None:
+    """The fit stage's minimum with its interval; without one, the drawn parabola's vertex
+    (lo, hi: the log10 N range of the runs)."""
     if m and m.get("n_opt"):
         n_opt, loss = float(m["n_opt"]), m.get("loss_min")
         loss = float(loss) if loss is not None else float(np.polyval(coef, math.log10(n_opt)))
@@ -123,7 +126,7 @@ def _mark_minimum(ax, m: dict[str, Any] | None, coef: np.ndarray, color: Any) ->
             xerr = [[max(0.0, n_opt - float(ci[0]))], [max(0.0, float(ci[1]) - n_opt)]]
         ax.errorbar([n_opt], [loss], xerr=xerr, fmt="*", ms=13, color=color, mec="black",
                     capsize=4, ecolor="black", zorder=5)
-    elif coef[0] > 0:
+    elif coef[0] > 0 and lo <= -coef[1] / (2 * coef[0]) <= hi:  # an interior vertex only
         x = -coef[1] / (2 * coef[0])
         ax.plot([10 ** x], [np.polyval(coef, x)], "*", ms=13, color=color, mec="black", zorder=5)
 

@@ -10,17 +10,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from matplotlib.figure import Figure
 
 from scalinglab.report import figures
-from scalinglab.report.data import (
-    StudyData,
-    approach3_loss,
-    approach3_params,
-    get,
-    power_law,
-)
+from scalinglab.report.data import StudyData, approach3_params, get
 
 CSS = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; color: #222;
@@ -143,31 +136,37 @@ def fit_table(s: StudyData) -> str:
 
 
 def allocation_rows(s: StudyData, multiples: tuple[int, ...] = (10, 100, 1000)) -> list[list]:
-    """Per larger budget and approach: N_opt, D_opt, tokens per parameter, predicted loss."""
+    """Per larger budget and law (fitted ones, then the papers'): N_opt, D_opt, D/N, loss."""
+    from scalinglab.scaling.allocate import allocate
+
     budgets = s.budgets() or [max((s.flops(r) for r in s.complete()), default=0.0)]
     top = max(budgets)
-    p3 = approach3_params(s.fits)
+    if not s.fits or top <= 0:
+        return []
     rows = []
-    for mult in multiples if top > 0 else ():
+    for mult in multiples:
         c = top * mult
-        for key, (label, _) in figures.APPROACH_STYLE.items():
-            f = s.fits.get(key) or {}
-            nl, dl = power_law(f, "n"), power_law(f, "d")
-            if not nl or not dl:
+        for r in allocate(c, s.fits):
+            if not r["source"].startswith("fit:") and r["source"] != "Chinchilla approach 3":
                 continue
-            n, d = nl[0] * c ** nl[1], dl[0] * c ** dl[1]
-            loss = float(approach3_loss(p3, np.array(n), np.array(d))) if p3 else None
-            rows.append([f"{c:.3g} ({mult}x)", label, num(n), num(d), num(d / n, 3),
-                         num(loss, 4) if loss else ""])
+            rows.append([f"{c:.3g} ({mult}x)", esc(r["source"]),
+                         num(r["n_opt"]) + ci(r.get("n_opt_ci")),
+                         num(r["d_opt"]) + ci(r.get("d_opt_ci")), num(r["tokens_per_param"]),
+                         num(r.get("loss"), 4) + ci(r.get("loss_ci"))])
     return rows
 
 
 def allocation_table(s: StudyData) -> str:
-    rows = allocation_rows(s)
+    try:
+        rows = allocation_rows(s)
+    except Exception as e:  # noqa: BLE001 - a malformed fits.json must not sink the page
+        return f'<p class="note">Allocation unavailable: {esc(e)}</p>'
     if not rows:
         return '<p class="note">No fitted laws yet: the allocation needs fits.json.</p>'
     return table(["budget C", "law", "N_opt", "D_opt", "tokens / parameter",
-                  "predicted loss (Approach 3)"], rows)
+                  "predicted loss"], rows) + (
+        "<p>Intervals: bootstrap over runs (Approach 3). The Chinchilla paper's law is in its "
+        "own units (C = 6ND, its data): its loss is not comparable with this study's.</p>")
 
 
 def holdout_section(s: StudyData) -> str:

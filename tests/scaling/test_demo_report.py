@@ -1,0 +1,76 @@
+"""End to end on a tiny real study: the demo's stages (byte-level fallback corpus, small
+budgets), the fits, the comparison, and a self-contained report; a second run resumes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.scaling.demo import DemoConfig, format_summary, run_demo
+from scalinglab.scaling.study import read_study_csv
+
+
+def tiny_demo(tmp_path) -> DemoConfig:
+    return DemoConfig(out=str(tmp_path / "demo"), corpus="stdlib", seq_len=32,
+                      budgets=[1.5e9, 3e9, 6e9], sizes=3, workers=1, bootstrap=40,
+                      eval_tokens=1024)
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_report_and_resume(tmp_path, capsys):
+    cfg = tiny_demo(tmp_path)
+    summary = run_demo(cfg)
+    study = tmp_path / "demo" / "study"
+    rows = read_study_csv(study / "study.csv")
+    assert summary["runs_complete"] == len(rows) >= 9
+    assert {r["budget"] for r in rows} >= set(cfg.budgets)
+
+    cmp = summary["comparison"]
+    assert cmp["optimal"]["val_loss"] > 0 and cmp["larger"]["val_loss"] > 0
+    assert cmp["params_ratio"] > 2  # "4x larger" up to the shape generator's granularity
+    assert isinstance(cmp["optimal_won"], bool)
+
+    fits = json.loads((study / "fits.json").read_text())
+    assert fits["n_runs"] == len(rows) and "holdout" in fits
+    text = format_summary(summary)
+    assert "report:" in text and "fitted a" in text
+
+    page = (study / "report.html").read_text()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) >= 5
+    for img in images:
+        assert base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # self-contained
+    for heading in ("IsoFLOP profiles", "Fitted laws", "Chinchilla vs Gopher",
+                    "Can we trust the extrapolation?"):
+        assert heading in page
+
+    # resume: nothing is retrained, the fits are reused
+    mtimes = {p: p.stat().st_mtime_ns for p in study.glob("runs/*/summary.json")}
+    fits_mtime = (study / "fits.json").stat().st_mtime_ns
+    again = run_demo(cfg)
+    assert again["runs_complete"] == summary["runs_complete"]
+    assert {p: p.stat().st_mtime_ns for p in study.glob("runs/*/summary.json")} == mtimes
+    assert (study / "fits.json").stat().st_mtime_ns == fits_mtime
+
+    # the report CLI on the same study
+    assert main(["report", str(study), "--out", str(tmp_path / "r.html")]) == 0
+    assert "report:" in capsys.readouterr().out and (tmp_path / "r.html").stat().st_size > 0
+
+
+def test_report_without_fits_or_runs_degrades(tmp_path, shards):
+    """A study with a failed run and no fits.json still renders, with notes."""
+    from scalinglab.report import write_report
+    from scalinglab.scaling.launch import record_failure
+    from scalinglab.scaling.sweep import SweepConfig, load_plan, plan_study
+
+    study = tmp_path / "s"
+    plan_study(study, SweepConfig().merge({"data": str(shards), "seq_len": 32,
+                                           "isoflop.budgets": [8e9]}))
+    record_failure(study, load_plan(study)[0].run_id, "RuntimeError: boom")
+    page = write_report(study).read_text()
+    assert "No fits.json yet" in page and "boom" in page and "runs failed" in page
