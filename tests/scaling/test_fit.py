@@ -125,6 +125,7 @@ def test_fit_all_contract_and_intervals(study):
         f = fits[key]
         assert {"a", "b", "n_coef", "d_coef", "a_ci", "b_ci"} <= set(f), f
         assert f["a_ci"][0] <= f["a"] <= f["a_ci"][1]
+        assert len(f["bootstrap"]) == f["n_bootstrap_ok"] > 50 and len(f["bootstrap"][0]) == 4
     a2 = fits["approach2"]
     assert len(a2["minima"]) == 4 and len(a2["parabolas"]) == 4
     assert a2["a_ci"][0] - 0.02 <= TRUE_LAW.a <= a2["a_ci"][1] + 0.02
@@ -161,3 +162,14 @@ def test_nonfinite_losses_are_skipped_and_counted(tmp_path):
     path.write_text("params,tokens,loss\n0,2e9,3.1\n")
     with pytest.raises(ScalinglabError, match=r"runs.csv:2: field 'params' must be a positive"):
         load_csv(path)
+
+
+def test_kaplan_convention_uses_non_embedding_parameters(study):
+    path = study / "study.csv"
+    path.write_text(path.read_text().replace(",total_6n,", ",kaplan,"))
+    data = load_study(study)
+    rows = list(csv.DictReader(path.open()))
+    assert data.flop_convention == "kaplan"
+    assert data.params[0] == pytest.approx(float(rows[0]["params_non_embedding"]))
+    assert data.flops[0] == pytest.approx(float(rows[0]["flops_kaplan"]))
+    assert data.curves[0].flops[-1] == pytest.approx(data.flops[0], rel=1e-6)
