@@ -16,6 +16,7 @@ from scalinglab.scaling.fit import (
     fit_isoflop,
     fit_power_law,
     group_budgets,
+    isoflop_minima,
 )
 from scalinglab.scaling.fitdata import load_csv, load_study
 from scalinglab.scaling.holdout import holdout_largest
@@ -58,6 +59,12 @@ def test_isoflop_without_minimum_is_rejected():
     n = np.logspace(8, 9, 5)
     assert fit_isoflop(1e19, n, 1e19 / (6 * n), -np.log(n) ** 2) is None  # concave
     assert fit_isoflop(1e19, n[:2], n[:2], n[:2]) is None  # too few sizes
+    # a profile whose sizes all lie left of the optimum: the minimum is off the grid's edge
+    b, n2, d2, loss2 = isoflop_runs([1e19, 1e20])
+    left = n2 < TRUE_LAW.optimal(1e20)[0] / 2
+    keep = (b == 1e19) | left
+    m19, m20 = isoflop_minima(b[keep], n2[keep], d2[keep], loss2[keep])
+    assert m19.interior and not m20.interior
     with pytest.raises(ScalinglabError, match="approach 2"):
         fit_approach2(np.full(5, 1e19), n, 1e19 / (6 * n), np.log(n) ** 2)
 
