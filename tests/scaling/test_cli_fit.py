@@ -9,6 +9,9 @@ import pytest
 from scalinglab.cli import main
 from scalinglab.scaling.reference import chinchilla_csv
 
+# numerical trouble (overflow, 0/0) in the fits is a bug, not noise
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
+
 
 def test_fit_study_writes_fits_json(study, capsys):
     assert main(["fit", str(study), "--bootstrap", "40", "--holdout-largest"]) == 0

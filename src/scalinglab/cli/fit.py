@@ -66,9 +66,12 @@ def print_summary(fits: dict) -> None:
 def run(args) -> int:
     if (args.study is None) == (args.csv is None):
         raise ScalinglabError("give either a STUDY directory or --csv FILE")
+    if args.bootstrap < 0:
+        raise ScalinglabError(f"--bootstrap must be >= 0, got {args.bootstrap}")
     data = load_study(args.study) if args.study else load_csv(args.csv)
     data = drop_worst(data, args.drop_worst)
-    fits = fit_data(data, n_boot=args.bootstrap, seed=args.seed, holdout=args.holdout_largest)
+    fits = {"source": str(args.study or args.csv)} | fit_data(
+        data, n_boot=args.bootstrap, seed=args.seed, holdout=args.holdout_largest)
     out = Path(args.out) if args.out else (Path(args.study) / "fits.json" if args.study
                                            else Path("fits.json"))
     write_fits(out, fits)

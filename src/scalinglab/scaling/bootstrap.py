@@ -43,17 +43,20 @@ def _allocation_dict(alloc: Allocation) -> dict:
 
 
 def _boot_allocation(fit, idx: np.ndarray, desc: str) -> tuple[dict, list]:
-    """Run ``fit(rows) -> (Allocation, extra)`` on every draw; CIs of a and b and the extras."""
-    a, b, extras = [], [], []
+    """Run ``fit(rows) -> (Allocation, extra)`` on every draw: CIs of a and b, the fitted
+    laws as ``bootstrap`` rows [n_coef, a, d_coef, b] (for N_opt bands), and the extras."""
+    laws, extras = [], []
     for rows in tqdm(idx, desc=desc, leave=False, disable=None):
         try:
             alloc, extra = fit(rows)
         except ScalinglabError:
             continue
-        a.append(alloc.n_law.exponent)
-        b.append(alloc.d_law.exponent)
+        laws.append([alloc.n_law.coef, alloc.n_law.exponent, alloc.d_law.coef,
+                     alloc.d_law.exponent])
         extras.append(extra)
-    return {"a_ci": percentile_ci(a), "b_ci": percentile_ci(b), "n_bootstrap_ok": len(a)}, extras
+    table = np.array(laws).reshape(-1, 4)  # (B_ok, 4) as n_coef, a, d_coef, b
+    return {"a_ci": percentile_ci(table[:, 1]), "b_ci": percentile_ci(table[:, 3]),
+            "n_bootstrap_ok": len(laws), "bootstrap": laws}, extras
 
 
 def approach1(data: FitData, idx: np.ndarray) -> dict:

@@ -164,20 +164,25 @@ def fit_isoflop(budget: float, params, tokens, loss) -> IsoflopMinimum | None:
         loss_min=float(c0 - c1**2 / (4 * c2)), interior=bool(x.min() <= x_min <= x.max()))
 
 
+def isoflop_minima(budgets, params, tokens, loss) -> list[IsoflopMinimum | None]:
+    """``fit_isoflop`` for every distinct finite budget, in increasing order (None where a
+    budget has no minimum). The sweep's bracketing reads ``interior`` from these."""
+    budgets, params, tokens, loss = (np.asarray(v, dtype=np.float64)
+                                     for v in (budgets, params, tokens, loss))
+    out = []
+    for c in np.unique(budgets[np.isfinite(budgets)]):
+        sel = budgets == c
+        out.append(fit_isoflop(c, params[sel], tokens[sel], loss[sel]))
+    return out
+
+
 def fit_approach2(budgets, params, tokens, loss) -> tuple[Allocation, list[IsoflopMinimum]]:
     """Approach 2: IsoFLOP parabolas per budget, then power laws through their minima.
 
     ``budgets`` (n,) labels each run with its IsoFLOP budget C; runs with a NaN budget are
     ignored. Needs at least 2 budgets with a minimum.
     """
-    budgets, params, tokens, loss = (np.asarray(v, dtype=np.float64)
-                                     for v in (budgets, params, tokens, loss))
-    minima = []
-    for c in np.unique(budgets[np.isfinite(budgets)]):
-        sel = budgets == c
-        m = fit_isoflop(c, params[sel], tokens[sel], loss[sel])
-        if m is not None:
-            minima.append(m)
+    minima = [m for m in isoflop_minima(budgets, params, tokens, loss) if m is not None]
     if len(minima) < 2:
         raise ScalinglabError(
             f"approach 2 needs >= 2 IsoFLOP budgets with a parabola minimum (>= 3 sizes each),"

@@ -60,6 +60,7 @@ def fit_data(data: FitData, n_boot: int = 1000, seed: int = 0,
 def fit_study(study: str | Path, n_boot: int = 1000, seed: int = 0,
               holdout: bool = False) -> dict:
     """Fit a study directory and write STUDY/fits.json; returns the dictionary."""
-    fits = fit_data(load_study(study), n_boot=n_boot, seed=seed, holdout=holdout)
+    fits = {"source": str(study)} | fit_data(load_study(study), n_boot=n_boot, seed=seed,
+                                              holdout=holdout)
     write_fits(Path(study) / "fits.json", fits)
     return fits

@@ -81,7 +81,9 @@ def batched_lbfgs(fun: BatchedObjective, x0: np.ndarray, iters: int, memory: int
         s_vec, y_vec = x_new - x[a], g_new - g[a]
         sy = np.einsum("sp,sp->s", s_vec, y_vec)
         yy = np.einsum("sp,sp->s", y_vec, y_vec)
-        good = sy > 1e-12 * np.maximum(yy, 1e-300)
+        ss = np.einsum("sp,sp->s", s_vec, s_vec)
+        # keep a pair only with clear positive curvature (and no 1/sy overflow)
+        good = (sy > 1e-10 * np.sqrt(ss * yy)) & (sy > 1e-200) & (yy > 1e-200)
         s_hist[a, slot] = np.where(good[:, None], s_vec, 0.0)
         y_hist[a, slot] = np.where(good[:, None], y_vec, 0.0)
         rho[a, slot] = np.where(good, 1.0 / np.where(good, sy, 1.0), 0.0)

@@ -133,8 +133,9 @@ def multistart(objective, starts: np.ndarray, data: tuple, weights: np.ndarray |
                ) -> tuple[np.ndarray, np.ndarray]:
     """Best minima of ``objective`` from every start: returns (x (k, P), f (k,)), best first.
 
-    The batched screen keeps the best problems after each stage; the survivors that are
-    distinct are finished with scipy. ``exhaustive=True`` runs scipy from every start instead.
+    ``weights`` is None or (n,), shared by every start. The batched screen keeps the best
+    problems after each stage of ``schedule``; the distinct survivors are finished with scipy.
+    ``exhaustive=True`` runs scipy from every start instead (the reference procedure).
     """
     if exhaustive:
         cand = [_scipy_polish(objective, x0, data, weights) for x0 in starts]
