@@ -111,13 +111,14 @@ class _Bar:
 
 def run_local(study: str | Path, specs: list[RunSpec], workers: int = 1,
               progress: bool = True, on_done: Callable | None = None) -> list[dict[str, Any]]:
-    """Train ``specs`` in this process (workers=1) or in a pool of worker processes.
-
-    Each worker gets an equal share of the CPU cores as torch threads.
-    """
+    """Train ``specs`` in this process (workers=1) or in a pool of worker processes."""
     if not specs:
         return []
-    threads = max(1, available_cpus() // max(1, workers))
+    import torch
+
+    # An equal share of the cores, but never more than torch would use (OMP_NUM_THREADS):
+    # tiny models slow down when their threads contend.
+    threads = max(1, min(torch.get_num_threads(), available_cpus() // max(1, workers)))
     trains = [s.train_config(study).as_dict() for s in specs]
     bar, results = _Bar(len(specs), progress), []
     try:
