@@ -49,6 +49,10 @@ class DemoConfig(Config):
     sizes: int = 5
     """Model sizes per budget (a factor ``step`` apart)."""
     step: float = 2.0
+    tokens_per_param: float = 100.0
+    """Where each grid is centred (D / N of the predicted optimum). Chinchilla's 20 is far off
+    at 1e4-1e5 parameters: a first pass at 20 found the minima at about 70-200 tokens per
+    parameter and spent a third of the grid on models far too large."""
     flop_convention: FlopConvention = FlopConvention.chinchilla
     workers: int = 2
     """Runs trained at once (one CPU thread each)."""
@@ -174,7 +178,8 @@ def sweep_config(cfg: DemoConfig, shards: Path):
     return SweepConfig().merge({
         "data": str(shards), "seq_len": cfg.seq_len, "flop_convention": cfg.flop_convention,
         "isoflop.budgets": list(cfg.budgets), "isoflop.sizes": cfg.sizes,
-        "isoflop.step": cfg.step, "train": [f"eval_tokens={cfg.eval_tokens}"],
+        "isoflop.step": cfg.step, "isoflop.tokens_per_param": cfg.tokens_per_param,
+        "train": [f"eval_tokens={cfg.eval_tokens}"],
         # A smooth family at ~1e4-1e6 parameters: widths in steps of 4, d_model / n_layers
         # about 12; Chinchilla-style RMSNorm without biases, rotary positions (no table).
         "aspect_ratio": 12.0, "width_multiple": 4, "model.position": "rotary",
