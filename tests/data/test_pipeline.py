@@ -51,6 +51,8 @@ def test_prepare_writes_clean_corpus_and_stats(tmp_path: Path) -> None:
     assert quality["name"] == "gopher_quality"
     assert quality["in"]["docs"] == 37 and quality["out"]["docs"] == 34
     assert quality["dropped"]["gopher_quality.too_few_words"] == {"docs": 3, "bytes": 27}
+    assert quality["per_source"]["web"]["in"]["docs"] == 33
+    assert quality["per_source"]["books"]["dropped"] == {}
     assert stats["mixture"]["books"]["epochs"] == pytest.approx(1.0)
     assert stats["output"]["documents"] == 34
 
