@@ -189,6 +189,7 @@ def test_sigkilled_cli_run_resumes_to_the_same_corpus(tmp_path: Path) -> None:
     for marker in done:  # every marked part has its full output
         assert (out / "parts" / marker.name.replace(".done.json", ".jsonl")).exists()
     subprocess.run([*args, "--out", str(out)], env=env, check=True)
+    assert not list((out / "parts").glob(".*.tmp-*"))  # the killed write was cleaned up
     subprocess.run([*args, "--out", str(tmp_path / "fresh")], env=env, check=True)
     assert _output(out) == _output(tmp_path / "fresh")
     resumed = json.loads((out / "stats.json").read_text())

@@ -8,6 +8,7 @@ killed run continues where it stopped. Steps that keep state across documents (d
 may define ``restore(doc)``: a resumed run feeds them the clean output of completed parts
 before processing new ones.
 
+With ``workers > 1`` and only stateless steps, parts are completed by a process pool instead.
 Then the mixture samples the clean documents by source weight into ``documents-NNNNN.jsonl``,
 and ``stats.json`` is written last: a corpus directory without it is unfinished, and
 ``scalinglab data tokenize`` refuses it.
@@ -241,6 +242,8 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
     parts = [p for src in cfg.sources for p in list_parts(src)]
     (out / "parts").mkdir(parents=True, exist_ok=True)
     _check_config(cfg, out)
+    for tmp in [*out.glob(".*.tmp-*"), *(out / "parts").glob(".*.tmp-*")]:
+        tmp.unlink()  # unfinished writes of a killed run
     steps = build_steps(cfg)
     start = time.perf_counter()
     part_stats = []
