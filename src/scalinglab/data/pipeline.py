@@ -6,7 +6,9 @@ documents written to ``CORPUS/parts/{key}.jsonl`` (atomically) followed by a com
 ``{key}.done.json`` holding that part's statistics. A rerun skips parts with a marker, so a
 killed run continues where it stopped. Steps that keep state across documents (deduplication)
 may define ``restore(doc)``: a resumed run feeds them the clean output of completed parts
-before processing new ones.
+before processing new ones. A step's ``stats`` (a StepStats) is reset before each part and
+saved in that part's marker; ``stats.json`` sums them, so keys a step adds (beyond in / out /
+dropped.*) are summed too and appear under its ``counts``.
 
 With ``workers > 1`` and only stateless steps, parts are completed by a process pool instead.
 Then the mixture samples the clean documents by source weight into ``documents-NNNNN.jsonl``,
