@@ -119,6 +119,7 @@ def test_truncated_gzip_is_counted_not_fatal(tmp_path: Path) -> None:
 def test_source_names_and_unique_ids(tmp_path: Path) -> None:
     assert SourceConfig(path="data/web/*.jsonl.zst").resolved_name() == "web"
     assert SourceConfig(path="/x/books.jsonl.gz").resolved_name() == "books"
+    assert SourceConfig(path="x", name="my web/crawl").resolved_name() == "my_web_crawl"
     assert SourceConfig(path="roneneldan/TinyStories", kind="hf").resolved_name() == "TinyStories"
     for sub in ("a", "b"):  # same file name in two directories, records without ids
         write_jsonl(tmp_path / "src" / sub / "part.jsonl", [{"text": "x"}, {"text": "y"}])

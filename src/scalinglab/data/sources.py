@@ -67,15 +67,16 @@ class SourceConfig(Config):
     """Rows of an HF dataset per resumable part."""
 
     def resolved_name(self) -> str:
-        if self.name:
-            return self.name
-        if self.kind == SourceKind.default:
+        """The name, or one derived from the path; filename-safe (it names part files)."""
+        if self.kind == SourceKind.default and not self.name:
             return "default"
-        # the last path component without glob characters: "data/web/*.jsonl" -> "web"
-        fixed = [p for p in Path(self.path).parts if not any(c in p for c in "*?[")]
-        stem = fixed[-1] if fixed else "source"
-        for suffix in (".gz", ".zst", ".jsonl", ".json", ".parquet", ".txt"):
-            stem = stem.removesuffix(suffix)
+        stem = self.name
+        if not stem:
+            # the last path component without glob characters: "data/web/*.jsonl" -> "web"
+            fixed = [p for p in Path(self.path).parts if not any(c in p for c in "*?[")]
+            stem = fixed[-1] if fixed else "source"
+            for suffix in (".gz", ".zst", ".jsonl", ".json", ".parquet", ".txt"):
+                stem = stem.removesuffix(suffix)
         return re.sub(r"[^\w.-]+", "_", stem).strip("._") or "source"
 
 
