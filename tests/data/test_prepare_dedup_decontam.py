@@ -44,7 +44,8 @@ def test_prepare_dedups_decontaminates_and_indexes(tmp_path, capsys):
     assert steps["minhash_dedup"]["dropped"]["near_duplicate"]["docs"] == 1
     assert steps["decontaminate"]["counts"]["contaminated.docs"] == 1
     quiz = stats["decontamination"]["quiz"]
-    assert quiz == {"items": 2, "too_short_items": 0, "collided_items": 1, "dirty_items_after": 0}
+    assert quiz == {"items": 2, "too_short_items": 0, "collided_items": 1,
+                    "grams_ignored_frequent": 0, "dirty_items_after": 0}
     corpus_text = " ".join(json.loads(line)["text"]
                            for line in (out / "documents-00000.jsonl").read_text().splitlines())
     assert leak not in corpus_text and len(corpus_text) > 0
