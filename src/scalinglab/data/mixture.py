@@ -53,6 +53,9 @@ def plan_mixture(clean: Mapping[str, Mapping[str, int]], weights: Mapping[str, f
     total = total_clean if total_bytes is None else total_bytes
     raw = given or {s: clean[s]["bytes"] for s in weights}
     norm = sum(raw.values())
+    if norm <= 0 and not given:  # every document was filtered out: an empty mixture
+        return {s: {"weight": 0.0, "clean_docs": clean[s]["docs"], "clean_bytes": 0,
+                    "target_bytes": 0.0, "epochs": 0.0} for s in weights}
     if norm <= 0:
         raise MixtureError("mixture: weights sum to zero (or every source is empty after cleaning)")
     plan = {}
