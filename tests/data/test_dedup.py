@@ -82,3 +82,9 @@ def test_minhash_state_spans_runs_and_restore():
     exact = ExactDedup()
     exact.restore(Document("Same text", "a"))
     assert list(exact.run(_docs(["same  TEXT"]))) == []
+
+
+def test_empty_inputs():
+    assert list(MinHashDedup().run([])) == []
+    assert len(cluster_texts([])) == 0
+    assert cluster_texts(["", "a b"]).tolist() == [0, 1]

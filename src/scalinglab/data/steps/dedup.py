@@ -159,7 +159,8 @@ def lsh_candidates(sig: np.ndarray, num_bands: int, rows: int) -> np.ndarray:
         idx = np.flatnonzero(valid)
         order = idx[np.argsort(h[idx], kind="stable")]
         hs = h[order]
-        new = np.r_[True, hs[1:] != hs[:-1]]
+        new = np.ones(len(order), dtype=bool)  # first of its bucket
+        new[1:] = hs[1:] != hs[:-1]
         first = order[np.maximum.accumulate(np.where(new, np.arange(len(order)), 0))]
         pairs.append(np.stack([order[~new], first[~new]], axis=1))
     return np.unique(np.concatenate(pairs), axis=0) if pairs else np.empty((0, 2), np.int64)
@@ -167,6 +168,8 @@ def lsh_candidates(sig: np.ndarray, num_bands: int, rows: int) -> np.ndarray:
 
 def near_duplicate_clusters(sig: np.ndarray, cfg: MinHashConfig) -> np.ndarray:
     """Cluster label per document (N,), from verified LSH candidate pairs."""
+    if len(sig) == 0:
+        return np.empty(0, dtype=np.int64)
     pairs = lsh_candidates(sig, cfg.num_bands, cfg.rows_per_band)
     if len(pairs) and cfg.verify_threshold > 0:
         est = (sig[pairs[:, 0]] == sig[pairs[:, 1]]).mean(axis=1)  # (E,) estimated Jaccard
