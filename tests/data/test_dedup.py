@@ -88,3 +88,14 @@ def test_empty_inputs():
     assert list(MinHashDedup().run([])) == []
     assert len(cluster_texts([])) == 0
     assert cluster_texts(["", "a b"]).tolist() == [0, 1]
+
+
+def test_long_documents_hash_in_chunks(monkeypatch):
+    import scalinglab.data.steps.dedup as dedup
+
+    planted = make_planted_pairs(num_pairs=5, seed=4)
+    hasher = MinHasher()
+    shingles = [hasher.shingles(t) for t in planted.texts]
+    whole = hasher.signatures(shingles)
+    monkeypatch.setattr(dedup, "_BATCH_SHINGLES", 64)  # every document is now "long"
+    np.testing.assert_array_equal(hasher.signatures(shingles), whole)

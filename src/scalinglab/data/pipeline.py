@@ -203,7 +203,7 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
     _check_config(cfg, out)
     steps = build_steps(cfg)
     start = time.perf_counter()
-    scan_steps(steps, parts)  # corpus-wide counts some steps need before they stream
+    scan_steps(steps, parts, cfg.progress)  # corpus-wide counts needed before streaming
     part_stats = []
     with _progress(cfg, len(parts)) as bar:
         for i, part in enumerate(parts):

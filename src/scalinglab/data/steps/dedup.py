@@ -125,6 +125,9 @@ class MinHasher:
         for i, s in enumerate(shingle_sets):
             if len(s) == 0:
                 continue
+            if len(s) > _BATCH_SHINGLES:  # one long document: its own chunks bound the memory
+                sig[i] = self._long_signature(s)
+                continue
             batch.append(i)
             size += len(s)
             if size >= _BATCH_SHINGLES:
@@ -133,6 +136,14 @@ class MinHasher:
         if batch:
             self._fill(sig, batch, shingle_sets)
         return sig
+
+    def _long_signature(self, shingles: np.ndarray) -> np.ndarray:
+        mins = np.full(self.num_perm, np.iinfo(np.uint64).max, np.uint64)
+        for start in range(0, len(shingles), _BATCH_SHINGLES):
+            chunk = np.multiply(self.mult, shingles[None, start : start + _BATCH_SHINGLES])
+            chunk += self.add
+            np.minimum(mins, chunk.min(axis=1), out=mins)
+        return (mins >> np.uint64(32)).astype(np.uint32)
 
     def _fill(self, sig: np.ndarray, rows: list[int], shingle_sets: list[np.ndarray]) -> None:
         flat = np.concatenate([shingle_sets[i] for i in rows])  # (S,)
