@@ -7,7 +7,7 @@ of permutations (b=20 x r=6 flags 27% of pairs at J=0.5); the check makes the cu
 (see ``benchmarks/dedup_scurve.py``). Documents linked by verified pairs form clusters
 (connected components); the first document of each cluster, in input order, is kept.
 
-The signatures are computed with vectorised numpy (a splitmix64 mixer per permutation over all
+The signatures are computed with vectorised numpy (multiply-shift hashing per permutation over all
 shingles of a batch at once); see the README for why this and not datasketch / datatrove.
 """
 
