@@ -133,3 +133,18 @@ def test_cli_prepare_with_config_file_and_overrides(tmp_path: Path, capsys) -> N
     stats = json.loads(capsys.readouterr().out)
     assert code == 0 and stats["output"]["documents"] == 0
     assert stats["steps"][0]["dropped"]["gopher_quality.too_few_words"]["docs"] == 37
+
+
+def test_changed_inputs_are_refused_on_resume(tmp_path: Path) -> None:
+    prepare(_cfg(tmp_path))
+    (tmp_path / "corpus" / "stats.json").unlink()  # as if killed during the mixture
+    write_jsonl(tmp_path / "web" / "part00.jsonl", [{"text": make_text(7)}])  # shifts parts
+    with pytest.raises(ScalinglabError, match="inputs changed"):
+        prepare(_cfg(tmp_path))
+
+
+def test_default_source_weight_is_shared_by_its_sources() -> None:
+    cfg = PrepareConfig(sources=[SourceConfig(kind="default", weight=0.5),
+                                 SourceConfig(path="x.jsonl", name="web", weight=0.5)])
+    clean = {"kjv": {"bytes": 100}, "milton": {"bytes": 300}, "web": {"bytes": 50}}
+    assert pipeline._weights(cfg, clean) == {"web": 0.5, "kjv": 0.125, "milton": 0.375}

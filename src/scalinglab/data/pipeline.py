@@ -194,6 +194,7 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
         raise ScalinglabError("prepare: no output directory given (--out)")
     out = Path(cfg.out)
     if (out / STATS_FILE).exists():
+        _check_config(cfg, out)
         return json.loads((out / STATS_FILE).read_text())
     names = [s.resolved_name() for s in cfg.sources]
     if len(set(names)) != len(names):
@@ -209,7 +210,11 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
         for i, part in enumerate(parts):
             marker = out / "parts" / f"{part.key}.done.json"
             if marker.exists():
-                part_stats.append(json.loads(marker.read_text()))
+                done = json.loads(marker.read_text())
+                if done["label"] != part.label:
+                    raise ScalinglabError(f"{marker}: part {part.key} was {done['label']}, now "
+                                          f"{part.label}: the inputs changed; use a new --out")
+                part_stats.append(done)
                 _restore(steps, out, part.key)
             else:
                 stats = _run_part(part, steps, out, bar)
@@ -245,9 +250,7 @@ def summarize(cfg: PrepareConfig, keys: list[str], part_stats: list[dict],
         if rs.counts["read.docs"] == 0:
             raise ScalinglabError(f"source {name!r}: no readable documents "
                                   f"(skips: {dict(rs.counts) or 'none'})")
-    # the default source fans out into its own sources (kjv, milton, ...), natural weights
-    weights = {ps["source"]: None for ps in part_stats}
-    weights.update({s.resolved_name(): s.weight for s in cfg.sources if s.kind != "default"})
+    weights = _weights(cfg, clean)
     return {
         "sources": {name: rs.as_dict() for name, rs in reads.items()},
         "steps": [{"name": s.name, **_step_summary(c)} for s, c in zip(steps, step_counts,
@@ -257,6 +260,23 @@ def summarize(cfg: PrepareConfig, keys: list[str], part_stats: list[dict],
         "mixture": plan_mixture(clean, weights, cfg.mixture.total_bytes),
         "parts": len(keys),
     }
+
+
+def _weights(cfg: PrepareConfig, clean: dict[str, dict[str, int]]) -> dict[str, float | None]:
+    """Mixture weight per source name. The default source fans out into its own sources
+    (kjv, milton, shakespeare); its weight is shared among them by their clean bytes."""
+    weights: dict[str, float | None] = {}
+    for src in cfg.sources:
+        if src.kind != "default":
+            weights[src.resolved_name()] = src.weight
+            continue
+        subs = [name for name in clean if name not in weights and name not in
+                {s.resolved_name() for s in cfg.sources}]
+        total = sum(clean[n]["bytes"] for n in subs) or 1
+        for name in subs:
+            weights[name] = None if src.weight is None else \
+                src.weight * clean[name]["bytes"] / total
+    return weights
 
 
 def _step_summary(counts: Counter) -> dict[str, Any]:

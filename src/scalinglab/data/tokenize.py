@@ -104,7 +104,7 @@ def _encode_file(path: Path, tok, eot: int, val_ids: set[str], batch: int,
     def flush() -> None:
         for d, enc in zip(buf, tok.encode_batch([d.text for d in buf]), strict=True):
             split = "val" if d.id in val_ids else "train"
-            parts[split].append(np.asarray(enc.ids + [eot], dtype=np.int64))
+            parts[split].append(np.asarray(enc.ids + [eot], dtype=np.uint32))
             docs[split] += 1
             nbytes[split] += len(d.text.encode("utf-8"))
         bar.update(len(buf))
@@ -115,7 +115,7 @@ def _encode_file(path: Path, tok, eot: int, val_ids: set[str], batch: int,
         if len(buf) >= batch:
             flush()
     flush()
-    return {s: (np.concatenate(parts[s]) if parts[s] else np.zeros(0, np.int64), docs[s],
+    return {s: (np.concatenate(parts[s]) if parts[s] else np.zeros(0, np.uint32), docs[s],
                 nbytes[s]) for s in parts}
 
 
