@@ -79,3 +79,54 @@ def test_tokenizer_reads_prepared_corpus(tmp_path, capsys):
     assert len(texts) == stats["output"]["documents"]
     assert main(["tokenizer", "train", "--corpus", str(out), "--vocab-size", "400",
                  "--out", str(tmp_path / "tok.json")]) == 0
+
+
+def test_resumed_prepare_still_dedups_across_parts(tmp_path, monkeypatch):
+    import pytest
+
+    from scalinglab.data import pipeline
+    from scalinglab.data.pipeline import PrepareConfig, prepare, read_jsonl_docs
+    from scalinglab.data.sources import SourceConfig
+    from scalinglab.data.steps.base import PipelineStep
+
+    rng = random.Random(1)
+    vocab = ["".join(rng.choice("abcdefghilmnoprstu") for _ in range(rng.randint(3, 8)))
+             for _ in range(3000)]
+    docs = [_doc(rng, vocab) for _ in range(12)]
+    words = docs[2].split()
+    near = " ".join(words[:50] + ["changed"] + words[51:])
+    web = tmp_path / "web"
+    web.mkdir()
+    for f, texts in enumerate([docs[:6], docs[6:] + [near, docs[4].replace(" ", "  ")]]):
+        (web / f"p{f}.jsonl").write_text("".join(
+            json.dumps({"text": t, "id": f"{f}-{i}"}) + "\n" for i, t in enumerate(texts)))
+
+    class Crash(PipelineStep):
+        name = "crash"
+        armed = True
+
+        def process(self, doc):
+            if Crash.armed and doc.id.endswith("1-3"):
+                raise KeyboardInterrupt
+            yield doc
+
+    def cfg(out):
+        return PrepareConfig(sources=[SourceConfig(path=str(web), name="web")],
+                             out=str(tmp_path / out), progress=False, ngram_index=False)
+
+    build = pipeline.build_steps
+    monkeypatch.setattr(pipeline, "build_steps", lambda c: [*build(c), Crash()])
+    with pytest.raises(KeyboardInterrupt):
+        prepare(cfg("corpus"))
+    Crash.armed = False  # same steps (the stats of finished parts list them), no crash
+    stats = prepare(cfg("corpus"))  # resumed: part 0 is restored into the dedup steps
+    steps = {s["name"]: s for s in stats["steps"]}
+    assert steps["minhash_dedup"]["dropped"]["near_duplicate"]["docs"] == 1
+    assert steps["exact_dedup"]["dropped"]["exact_duplicate"]["docs"] == 1
+
+    def ids(out):
+        return sorted(d.id for f in (tmp_path / out).glob("documents-*.jsonl")
+                      for d in read_jsonl_docs(f))
+
+    prepare(cfg("fresh"))
+    assert ids("corpus") == ids("fresh") and len(ids("fresh")) == 12
