@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
+from tokenizers import Tokenizer
+
 from scalinglab.cli import main
 from scalinglab.data.ngram_index import NgramIndex
+from scalinglab.data.shards import open_split
 
 STOP = ["the", "and", "of", "to", "with", "that", "be", "have"]
 
@@ -77,8 +81,20 @@ def test_tokenizer_reads_prepared_corpus(tmp_path, capsys):
     stats = json.loads((out / "stats.json").read_text())
     texts = list(read_texts([str(out)]))  # documents-*.jsonl only, not parts/ as well
     assert len(texts) == stats["output"]["documents"]
-    assert main(["tokenizer", "train", "--corpus", str(out), "--vocab-size", "400",
-                 "--out", str(tmp_path / "tok.json")]) == 0
+    assert main(["tokenizer", "train", "--corpus", str(out), "--vocab-size", "600", "--quiet",
+                 "--multiword", "--out", str(tmp_path / "tok.json")]) == 0
+    # the multi-word tokenizer packs into shards that decode back to the documents
+    assert main(["data", "tokenize", "--corpus", str(out), "--tokenizer",
+                 str(tmp_path / "tok.json"), "--out", str(tmp_path / "shards"), "--quiet",
+                 "val_fraction=0.1"]) == 0
+    tok = Tokenizer.from_file(str(tmp_path / "tok.json"))
+    eot = tok.token_to_id("<|endoftext|>")
+    ids = np.concatenate([np.asarray(s.tokens) for split in ("train", "val")
+                          for s in open_split(tmp_path / "shards", split)])
+    cuts = np.flatnonzero(ids == eot)
+    starts = np.r_[0, cuts[:-1] + 1]
+    decoded = [tok.decode(ids[a:b].tolist()) for a, b in zip(starts, cuts, strict=True)]
+    assert sorted(decoded) == sorted(texts)
 
 
 def test_resumed_prepare_still_dedups_across_parts(tmp_path, monkeypatch):
