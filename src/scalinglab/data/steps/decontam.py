@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from scalinglab.config import Config
+from scalinglab.config import Config, ConfigError
 from scalinglab.data.document import Document
 from scalinglab.data.ngram_index import query_n
 from scalinglab.data.steps.base import PipelineStep
@@ -50,6 +50,13 @@ class DecontamConfig(Config):
     """A document cut more than this many times is dropped whole."""
     max_doc_freq: int = 10
     """N-grams found in more training documents than this are ignored."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_n <= self.n:
+            raise ConfigError(f"DecontamConfig: need 1 <= min_n ({self.min_n}) <= n ({self.n})")
+        for name in ("window_chars", "min_fragment_chars", "max_splits", "max_doc_freq"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"DecontamConfig.{name}={getattr(self, name)}: must be >= 0")
 
 
 def item_text(item: Any) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from scalinglab.config import Config
+from scalinglab.config import Config, ConfigError
 from scalinglab.data.document import Document
 from scalinglab.data.steps.base import PipelineStep
 from scalinglab.data.text_hash import hash_words, mix64, ngram_hashes, normalize_words
@@ -44,6 +44,14 @@ class MinHashConfig(Config):
     """Estimated Jaccard a candidate pair needs to count as duplicate; 0 keeps every candidate."""
     seed: int = 1
     """Seed of the permutation family (signatures are only comparable for the same seed)."""
+
+    def __post_init__(self) -> None:
+        for name in ("ngram", "num_bands", "rows_per_band"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"MinHashConfig.{name}={getattr(self, name)}: must be >= 1")
+        if not 0.0 <= self.verify_threshold <= 1.0:
+            raise ConfigError(f"MinHashConfig.verify_threshold={self.verify_threshold}: "
+                              "must be in [0, 1]")
 
     @property
     def num_perm(self) -> int:
