@@ -13,6 +13,7 @@ from scalinglab.data.pipeline import PrepareConfig, prepare, read_jsonl_docs
 from scalinglab.data.sources import SourceConfig
 from scalinglab.data.steps.base import PipelineStep
 from scalinglab.data.steps.dedup import DedupConfig
+from scalinglab.data.steps.filters import QualityConfig, RepetitionConfig
 from scalinglab.errors import ScalinglabError
 from tests.data.conftest import make_text, write_jsonl
 
@@ -148,3 +149,13 @@ def test_default_source_weight_is_shared_by_its_sources() -> None:
                                  SourceConfig(path="x.jsonl", name="web", weight=0.5)])
     clean = {"kjv": {"bytes": 100}, "milton": {"bytes": 300}, "web": {"bytes": 50}}
     assert pipeline._weights(cfg, clean) == {"web": 0.5, "kjv": 0.125, "milton": 0.375}
+
+
+def test_parallel_workers_give_the_same_corpus(tmp_path: Path) -> None:
+    fast = {"quality": QualityConfig(word_splitter="regex"),  # workers need not import spaCy
+            "repetition": RepetitionConfig(word_splitter="regex")}
+    one = prepare(_cfg(tmp_path, out="one", **fast))
+    two = prepare(_cfg(tmp_path, out="two", workers=2, **fast))
+    assert _output(tmp_path / "one") == _output(tmp_path / "two")
+    for key in ("sources", "steps", "clean", "mixture", "output"):
+        assert one[key] == two[key]

@@ -92,3 +92,14 @@ def test_missing_and_empty_inputs_are_one_line_errors(tmp_path: Path, capsys) ->
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("error:") and "missing.jsonl" in err
     assert len(err.splitlines()) == 1
+
+
+def test_cli_source_specs() -> None:
+    from scalinglab.cli.data import _source
+
+    assert _source("default").kind == "default"
+    assert (_source("web=data/*.jsonl").name, _source("web=data/*.jsonl").path) == \
+        ("web", "data/*.jsonl")
+    hub = _source("stories=hf:roneneldan/TinyStories")
+    assert (hub.kind, hub.path, hub.name) == ("hf", "roneneldan/TinyStories", "stories")
+    assert _source("a/b=c.txt").path == "a/b=c.txt"  # '=' inside a path is not a name

@@ -32,6 +32,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import as_completed as futures_as_completed
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,9 @@ class PrepareConfig(Config):
     mixture: MixtureConfig = dataclasses.field(default_factory=MixtureConfig)
     shard_bytes: int = 256 * 2**20
     """Maximum text bytes per output ``documents-NNNNN.jsonl`` file."""
+    workers: int = 1
+    """Processes that complete parts in parallel (used only when no step keeps state across
+    documents, i.e. none defines ``restore``; dedup runs in one process)."""
     progress: bool = True
     """Show a progress bar (documents/s) on stderr."""
 
@@ -144,7 +148,8 @@ def _run_part(part: Part, steps: list[PipelineStep], out: Path, bar) -> dict[str
 
     def counted(docs: Iterator[Document]) -> Iterator[Document]:
         for doc in docs:
-            bar.update(1)
+            if bar is not None:
+                bar.update(1)
             yield doc
 
     stream: Iterator[Document] = counted(part.read(read_stats))
@@ -162,6 +167,50 @@ def _run_part(part: Part, steps: list[PipelineStep], out: Path, bar) -> dict[str
             "clean": dict(kept)}
 
 
+def _done_stats(part: Part, out: Path) -> dict[str, Any] | None:
+    """The stats of an already completed part (checked to be the same input), or None."""
+    marker = out / "parts" / f"{part.key}.done.json"
+    if not marker.exists():
+        return None
+    done = json.loads(marker.read_text())
+    if done["label"] != part.label:
+        raise ScalinglabError(f"{marker}: part {part.key} was {done['label']}, now "
+                              f"{part.label}: the inputs changed; use a new --out")
+    return {**done, "resumed": True}
+
+
+def _run_and_mark(part: Part, steps: list[PipelineStep], out: Path, bar) -> dict[str, Any]:
+    stats = _run_part(part, steps, out, bar)
+    marker = out / "parts" / f"{part.key}.done.json"
+    atomic_write_bytes(marker, (json.dumps(stats) + "\n").encode())  # after the output
+    return stats
+
+
+def _worker(cfg_dict: dict[str, Any], index: int) -> dict[str, Any]:
+    """One part in a worker process: the parts and steps are rebuilt from the config (parts
+    hold reader closures, which do not pickle; their order is deterministic)."""
+    cfg = PrepareConfig.from_dict(cfg_dict)
+    parts = [p for src in cfg.sources for p in list_parts(src)]
+    return _run_and_mark(parts[index], build_steps(cfg), Path(cfg.out), None)
+
+
+def _run_parallel(cfg: PrepareConfig, parts: list[Part], out: Path, bar) -> list[dict]:
+    """Run the unfinished parts in ``cfg.workers`` processes (steps must be stateless)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    results: list[dict[str, Any] | None] = [_done_stats(p, out) for p in parts]
+    todo = [i for i, r in enumerate(results) if r is None]
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads
+    with ProcessPoolExecutor(min(cfg.workers, max(1, len(todo))), mp_context=ctx) as pool:
+        futures = {pool.submit(_worker, cfg.as_dict(), i): i for i in todo}
+        for n, fut in enumerate(futures_as_completed(futures), start=1):
+            results[futures[fut]] = stats = fut.result()
+            bar.update(stats["read"]["counts"].get("read.docs", 0))
+            bar.set_description(f"prepare {len(parts) - len(todo) + n}/{len(parts)} parts")
+    return [r for r in results if r is not None]
+
+
 def _restore(steps: list[PipelineStep], out: Path, key: str) -> None:
     """Feed a completed part's clean documents to steps that keep cross-document state."""
     restorers = [s.restore for s in steps if hasattr(s, "restore")]
@@ -175,10 +224,12 @@ def _check_config(cfg: PrepareConfig, out: Path) -> None:
     """Refuse to resume a corpus directory that was started with a different config."""
     path = out / "config.json"
     mine = cfg.as_dict()
-    mine.pop("progress")
+    for key in ("progress", "workers"):  # these do not change the result
+        mine.pop(key)
     if path.exists():
         theirs = json.loads(path.read_text())
-        theirs.pop("progress", None)
+        for key in ("progress", "workers"):
+            theirs.pop(key, None)
         if theirs != mine:
             raise ScalinglabError(f"{out}: holds a corpus prepared with another config "
                                   f"({path}); use another --out or delete it")
@@ -206,21 +257,16 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
     start = time.perf_counter()
     scan_steps(steps, parts, cfg.progress)  # corpus-wide counts needed before streaming
     part_stats = []
+    stateful = any(hasattr(s, "restore") for s in steps)
     with _progress(cfg, len(parts)) as bar:
-        for i, part in enumerate(parts):
-            marker = out / "parts" / f"{part.key}.done.json"
-            if marker.exists():
-                done = json.loads(marker.read_text())
-                if done["label"] != part.label:
-                    raise ScalinglabError(f"{marker}: part {part.key} was {done['label']}, now "
-                                          f"{part.label}: the inputs changed; use a new --out")
-                part_stats.append(done)
-                _restore(steps, out, part.key)
-            else:
-                stats = _run_part(part, steps, out, bar)
-                atomic_write_bytes(marker, (json.dumps(stats) + "\n").encode())
-                part_stats.append(stats)
-            bar.set_description(f"prepare {i + 1}/{len(parts)} parts")
+        if cfg.workers > 1 and not stateful:
+            part_stats = _run_parallel(cfg, parts, out, bar)
+        else:
+            for i, part in enumerate(parts):
+                part_stats.append(_done_stats(part, out) or _run_and_mark(part, steps, out, bar))
+                if part_stats[-1].get("resumed"):
+                    _restore(steps, out, part.key)
+                bar.set_description(f"prepare {i + 1}/{len(parts)} parts")
     stats = summarize(cfg, [p.key for p in parts], part_stats, steps)
     stats["output"] = write_mixture(cfg, out, [p.key for p in parts], part_stats,
                                     stats["mixture"])

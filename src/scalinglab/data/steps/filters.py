@@ -106,7 +106,7 @@ _WORD_RE = re.compile(
 def resolve_splitter(splitter: WordSplitter) -> WordSplitter:
     """``auto`` -> ``spacy`` if spaCy is importable, else ``regex``."""
     if splitter != WordSplitter.auto:
-        return splitter
+        return WordSplitter(splitter)
     try:
         import spacy  # noqa: F401
     except ImportError:
