@@ -146,3 +146,25 @@ def test_resumed_prepare_still_dedups_across_parts(tmp_path, monkeypatch):
 
     prepare(cfg("fresh"))
     assert ids("corpus") == ids("fresh") and len(ids("fresh")) == 12
+
+
+def test_workers_keep_the_frequency_rule_corpus_wide(tmp_path, capsys):
+    # The leak is in 11 documents over 2 parts: more than max_doc_freq=10 corpus-wide (left
+    # alone), though no single part has more than 10 (per-part workers would cut it).
+    rng = random.Random(2)
+    vocab = ["".join(rng.choice("abcdefghilmnoprstu") for _ in range(rng.randint(3, 8)))
+             for _ in range(3000)]
+    leak = " ".join(_doc(rng, vocab, 20).split())
+    web = tmp_path / "web"
+    web.mkdir()
+    for f, count in enumerate((6, 5)):
+        rows = [f"{_doc(rng, vocab)} {leak} {_doc(rng, vocab)}" for _ in range(count)]
+        (web / f"p{f}.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in rows))
+    (tmp_path / "quiz.jsonl").write_text(json.dumps({"text": leak}) + "\n")
+    assert main(["data", "prepare", "--source", str(web), "--quiet", "--json",
+                 "--out", str(tmp_path / "w2"), f"decontam.eval_sets=[{tmp_path / 'quiz.jsonl'}]",
+                 "dedup.exact=false", "dedup.near=false", "ngram_index=false", "workers=2"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["decontamination"]["quiz"]["grams_ignored_frequent"] > 0
+    text = (tmp_path / "w2" / "documents-00000.jsonl").read_text()
+    assert text.count(leak) == 11

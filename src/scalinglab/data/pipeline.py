@@ -257,7 +257,8 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
     start = time.perf_counter()
     scan_steps(steps, parts, cfg.progress)  # corpus-wide counts needed before streaming
     part_stats = []
-    stateful = any(hasattr(s, "restore") for s in steps)
+    # state lives in this process: cross-part (restore) or corpus-wide scans (decontamination)
+    stateful = any(hasattr(s, "restore") or hasattr(s, "scan") for s in steps)
     with _progress(cfg, len(parts)) as bar:
         if cfg.workers > 1 and not stateful:
             part_stats = _run_parallel(cfg, parts, out, bar)
