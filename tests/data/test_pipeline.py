@@ -54,6 +54,8 @@ def test_prepare_writes_clean_corpus_and_stats(tmp_path: Path) -> None:
     assert quality["name"] == "gopher_quality"
     assert quality["in"]["docs"] == 37 and quality["out"]["docs"] == 34
     assert quality["dropped"]["gopher_quality.too_few_words"] == {"docs": 3, "bytes": 27}
+    assert quality["per_source"]["web"]["in"]["docs"] == 33
+    assert quality["per_source"]["books"]["dropped"] == {}
     assert stats["mixture"]["books"]["epochs"] == pytest.approx(1.0)
     assert stats["output"]["documents"] == 34
 
@@ -159,3 +161,39 @@ def test_parallel_workers_give_the_same_corpus(tmp_path: Path) -> None:
     assert _output(tmp_path / "one") == _output(tmp_path / "two")
     for key in ("sources", "steps", "clean", "mixture", "output"):
         assert one[key] == two[key]
+
+
+@pytest.mark.slow
+def test_sigkilled_cli_run_resumes_to_the_same_corpus(tmp_path: Path) -> None:
+    """A real `kill -9` of `scalinglab data prepare` after its first completed part."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "raw"
+    for f in range(6):
+        write_jsonl(src / f"f{f}.jsonl",
+                    [{"text": make_text(1000 * f + i), "id": f"{f}-{i}"} for i in range(250)])
+    args = [sys.executable, "-m", "scalinglab", "data", "prepare", "--source", str(src),
+            "--quiet", "quality.word_splitter=regex", "repetition.word_splitter=regex"]
+    env = {**os.environ, "PYTHONPATH": str(Path(pipeline.__file__).parents[2])}
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([*args, "--out", str(out)], env=env)
+    deadline = time.time() + 120
+    while not list((out / "parts").glob("*.done.json")) and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = list((out / "parts").glob("*.done.json"))
+    assert 1 <= len(done) < 6 and not (out / "stats.json").exists()
+    assert not list(out.glob("documents-*.jsonl"))  # nothing that looks complete
+    for marker in done:  # every marked part has its full output
+        assert (out / "parts" / marker.name.replace(".done.json", ".jsonl")).exists()
+    subprocess.run([*args, "--out", str(out)], env=env, check=True)
+    assert not list((out / "parts").glob(".*.tmp-*"))  # the killed write was cleaned up
+    subprocess.run([*args, "--out", str(tmp_path / "fresh")], env=env, check=True)
+    assert _output(out) == _output(tmp_path / "fresh")
+    resumed = json.loads((out / "stats.json").read_text())
+    assert resumed["steps"][0]["in"]["docs"] == 1500

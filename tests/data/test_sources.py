@@ -103,3 +103,13 @@ def test_cli_source_specs() -> None:
     hub = _source("stories=hf:roneneldan/TinyStories")
     assert (hub.kind, hub.path, hub.name) == ("hf", "roneneldan/TinyStories", "stories")
     assert _source("a/b=c.txt").path == "a/b=c.txt"  # '=' inside a path is not a name
+
+
+def test_truncated_gzip_is_counted_not_fatal(tmp_path: Path) -> None:
+    records = b"".join(json.dumps({"text": make_text(i % 12) * 20}).encode() + b"\n"
+                       for i in range(200))
+    data = gzip.compress(records)
+    (tmp_path / "cut.jsonl.gz").write_bytes(data[: len(data) // 2])
+    docs, stats = _read(SourceConfig(path=str(tmp_path / "cut.jsonl.gz")))
+    assert 0 < len(docs) < 200 and stats.counts["skipped.corrupt_file"] == 1
+    assert stats.examples["corrupt_file"][0].startswith(str(tmp_path / "cut.jsonl.gz"))

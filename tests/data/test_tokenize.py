@@ -21,6 +21,7 @@ from tests.data.conftest import make_text, write_jsonl
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     recs = [{"text": make_text(i), "id": str(i)} for i in range(60)]
+    recs[3]["text"] += " A literal <|endoftext|> inside a text."
     src = write_jsonl(tmp_path / "raw.jsonl", recs)
     out = tmp_path / "corpus"
     prepare(PrepareConfig(sources=[SourceConfig(path=str(src))], out=str(out), progress=False,
@@ -46,7 +47,9 @@ def test_shards_hold_every_document_once_with_eot(corpus: Path, tokenizer_json: 
         assert tokens[-1] == eot and (tokens == eot).sum() == meta["splits"][split]["docs"]
         cuts = np.flatnonzero(tokens == eot)
         decoded += [tok.decode(d.tolist()) for d in np.split(tokens, cuts + 1)[:-1]]
-    assert sorted(decoded) == sorted(texts.values())
+    assert sorted(decoded) == sorted(t.replace("<|endoftext|>", "") for t in texts.values())
+    removed = sum(s["eot_removed_from_text"] for s in meta["splits"].values())
+    assert removed == 1
     assert meta["splits"]["val"]["docs"] == 6 and meta["tokens_per_s"] > 0
     val_docs = [json.loads(line) for line in open(tmp_path / "shards" / "val_docs.jsonl")]
     assert len(val_docs) == 6 and set(val_docs[0]) == {"text", "id", "source"}

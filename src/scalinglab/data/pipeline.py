@@ -6,8 +6,11 @@ documents written to ``CORPUS/parts/{key}.jsonl`` (atomically) followed by a com
 ``{key}.done.json`` holding that part's statistics. A rerun skips parts with a marker, so a
 killed run continues where it stopped. Steps that keep state across documents (deduplication)
 may define ``restore(doc)``: a resumed run feeds them the clean output of completed parts
-before processing new ones.
+before processing new ones. A step's ``stats`` (a StepStats) is reset before each part and
+saved in that part's marker; ``stats.json`` sums them, so keys a step adds (beyond in / out /
+dropped.*) are summed too and appear under its ``counts``.
 
+With ``workers > 1`` and only stateless steps, parts are completed by a process pool instead.
 Then the mixture samples the clean documents by source weight into ``documents-NNNNN.jsonl``,
 and ``stats.json`` is written last: a corpus directory without it is unfinished, and
 ``scalinglab data tokenize`` refuses it.
@@ -253,6 +256,8 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
     parts = [p for src in cfg.sources for p in list_parts(src)]
     (out / "parts").mkdir(parents=True, exist_ok=True)
     _check_config(cfg, out)
+    for tmp in [*out.glob(".*.tmp-*"), *(out / "parts").glob(".*.tmp-*")]:
+        tmp.unlink()  # unfinished writes of a killed run
     steps = build_steps(cfg)
     start = time.perf_counter()
     scan_steps(steps, parts, cfg.progress)  # corpus-wide counts needed before streaming
@@ -285,11 +290,13 @@ def summarize(cfg: PrepareConfig, keys: list[str], part_stats: list[dict],
     """Sum the per-part statistics into per-source reader stats, per-step stats and a plan."""
     reads: dict[str, ReadStats] = {}
     step_counts = [Counter() for _ in steps]
+    by_source: list[dict[str, Counter]] = [{} for _ in steps]
     clean: dict[str, dict[str, int]] = {}
     for ps in part_stats:
         reads.setdefault(ps["source"], ReadStats()).merge(ps["read"])
-        for counter, st in zip(step_counts, ps["steps"], strict=True):
-            counter.update(st["stats"])
+        for i, st in enumerate(ps["steps"]):
+            step_counts[i].update(st["stats"])
+            by_source[i].setdefault(ps["source"], Counter()).update(st["stats"])
         c = clean.setdefault(ps["source"], {"docs": 0, "bytes": 0})
         c["docs"] += ps["clean"].get("docs", 0)
         c["bytes"] += ps["clean"].get("bytes", 0)
@@ -300,8 +307,10 @@ def summarize(cfg: PrepareConfig, keys: list[str], part_stats: list[dict],
     weights = _weights(cfg, clean)
     return {
         "sources": {name: rs.as_dict() for name, rs in reads.items()},
-        "steps": [{"name": s.name, **_step_summary(c)} for s, c in zip(steps, step_counts,
-                                                                        strict=True)],
+        "steps": [{"name": s.name, **_step_summary(c),
+                   "per_source": {src: _step_summary(sc, counts=False)
+                                  for src, sc in sorted(by_source[i].items())}}
+                  for i, (s, c) in enumerate(zip(steps, step_counts, strict=True))],
         "word_splitter": cfg.quality.build().cfg.word_splitter.value,
         "clean": clean,
         "mixture": plan_mixture(clean, weights, cfg.mixture.total_bytes),
@@ -326,14 +335,18 @@ def _weights(cfg: PrepareConfig, clean: dict[str, dict[str, int]]) -> dict[str, 
     return weights
 
 
-def _step_summary(counts: Counter) -> dict[str, Any]:
-    drops = {k.removeprefix("dropped.").rsplit(".", 1)[0] for k in counts if
+def _step_summary(raw: Counter, counts: bool = True) -> dict[str, Any]:
+    """In / out / dropped-per-reason documents and bytes of one step, from its raw counts
+    (which other steps may extend with keys of their own, kept under ``counts``)."""
+    drops = {k.removeprefix("dropped.").rsplit(".", 1)[0] for k in raw if
              k.startswith("dropped.")}
-    return {"in": {"docs": counts["in.docs"], "bytes": counts["in.bytes"]},
-            "out": {"docs": counts["out.docs"], "bytes": counts["out.bytes"]},
-            "dropped": {r: {"docs": counts[f"dropped.{r}.docs"],
-                            "bytes": counts[f"dropped.{r}.bytes"]} for r in sorted(drops)},
-            "counts": dict(sorted(counts.items()))}
+    summary = {"in": {"docs": raw["in.docs"], "bytes": raw["in.bytes"]},
+               "out": {"docs": raw["out.docs"], "bytes": raw["out.bytes"]},
+               "dropped": {r: {"docs": raw[f"dropped.{r}.docs"],
+                               "bytes": raw[f"dropped.{r}.bytes"]} for r in sorted(drops)}}
+    if counts:
+        summary["counts"] = dict(sorted(raw.items()))
+    return summary
 
 
 def _line_offsets(path: Path) -> list[int]:

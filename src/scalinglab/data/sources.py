@@ -208,26 +208,44 @@ def _open_binary(path: Path) -> io.BufferedIOBase:
 
 
 def read_jsonl_file(path: Path, cfg: SourceConfig, stats: ReadStats) -> Iterator[Document]:
-    """One document per JSON line; bad lines are skipped and counted with ``file:line``."""
+    """One document per JSON line; bad lines are skipped and counted with ``file:line``.
+
+    A compressed file that is truncated or corrupt is read up to the damage; the rest of it is
+    counted once as ``corrupt_file`` at the line where reading failed.
+    """
     name = cfg.resolved_name()
+    lineno = 0
     with _open_binary(path) as f:
-        for lineno, raw in enumerate(f, start=1):
-            where = f"{path}:{lineno}"
-            if not raw.strip():
-                continue  # blank lines (e.g. a trailing newline) carry no record
+        lines = iter(f)
+        while True:
             try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                stats.skip("bad_utf8", where)
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                stats.skip("malformed_json", where)
-                continue
-            doc = _record_to_doc(record, cfg, name, where, stats)
+                raw = next(lines)
+            except StopIteration:
+                return
+            except (OSError, EOFError, ValueError):  # gzip / zstd damage
+                stats.skip("corrupt_file", f"{path}:{lineno + 1}")
+                return
+            lineno += 1
+            doc = _parse_json_line(raw, cfg, name, f"{path}:{lineno}", stats)
             if doc is not None:
                 yield doc
+
+
+def _parse_json_line(raw: bytes, cfg: SourceConfig, name: str, where: str,
+                     stats: ReadStats) -> Document | None:
+    if not raw.strip():
+        return None  # blank lines (e.g. a trailing newline) carry no record
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        stats.skip("bad_utf8", where)
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        stats.skip("malformed_json", where)
+        return None
+    return _record_to_doc(record, cfg, name, where, stats)
 
 
 def _record_to_doc(record: Any, cfg: SourceConfig, name: str, where: str,
