@@ -12,6 +12,7 @@ from scalinglab.cli import main
 from scalinglab.data.pipeline import PrepareConfig, prepare, read_jsonl_docs
 from scalinglab.data.shards import open_split
 from scalinglab.data.sources import SourceConfig
+from scalinglab.data.steps.dedup import DedupConfig
 from scalinglab.data.tokenize import TokenizeConfig, load_tokenizer, tokenize_corpus
 from scalinglab.train.data import TokenWindows
 from tests.data.conftest import make_text, write_jsonl
@@ -23,7 +24,8 @@ def corpus(tmp_path: Path) -> Path:
     recs[3]["text"] += " A literal <|endoftext|> inside a text."
     src = write_jsonl(tmp_path / "raw.jsonl", recs)
     out = tmp_path / "corpus"
-    prepare(PrepareConfig(sources=[SourceConfig(path=str(src))], out=str(out), progress=False))
+    prepare(PrepareConfig(sources=[SourceConfig(path=str(src))], out=str(out), progress=False,
+                          dedup=DedupConfig(exact=False, near=False)))  # near-dup fixtures
     return out
 
 

@@ -20,8 +20,10 @@ Corpus layout::
     CORPUS/config.json              the PrepareConfig used
     CORPUS/parts/{key}.jsonl        clean documents of one input part (+ {key}.done.json)
     CORPUS/documents-00000.jsonl    the mixed corpus: {"text", "id", "source", "metadata"}
+    CORPUS/ngram_index/             13-gram index of the corpus (scalinglab.data.ngram_index)
     CORPUS/stats.json               reader skips (with file:line examples), per-step docs and
-                                    bytes in/out and per drop reason, mixture epochs, output
+                                    bytes in/out and per drop reason, mixture epochs, output,
+                                    decontamination per evaluation set
 """
 
 from __future__ import annotations
@@ -38,11 +40,14 @@ from pathlib import Path
 from typing import Any
 
 from scalinglab.config import Config
+from scalinglab.data.contamination import finish_corpus, scan_steps
 from scalinglab.data.document import Document
 from scalinglab.data.mixture import MixtureConfig, plan_mixture, sample_mixture
 from scalinglab.data.shards import atomic_write_bytes
 from scalinglab.data.sources import Part, ReadStats, SourceConfig, list_parts
 from scalinglab.data.steps.base import PipelineStep, StepStats
+from scalinglab.data.steps.decontam import DecontamConfig, Decontaminate
+from scalinglab.data.steps.dedup import DedupConfig
 from scalinglab.data.steps.filters import QualityConfig, RepetitionConfig
 from scalinglab.errors import ScalinglabError
 
@@ -59,6 +64,11 @@ class PrepareConfig(Config):
     """Corpus directory."""
     quality: QualityConfig = dataclasses.field(default_factory=QualityConfig)
     repetition: RepetitionConfig = dataclasses.field(default_factory=RepetitionConfig)
+    dedup: DedupConfig = dataclasses.field(default_factory=DedupConfig)
+    decontam: DecontamConfig = dataclasses.field(default_factory=DecontamConfig)
+    """Evaluation-set decontamination; runs when ``decontam.eval_sets`` lists JSONL files."""
+    ngram_index: bool = True
+    """Write CORPUS/ngram_index/ (13-grams of the corpus, to mark eval items clean / dirty)."""
     mixture: MixtureConfig = dataclasses.field(default_factory=MixtureConfig)
     shard_bytes: int = 256 * 2**20
     """Maximum text bytes per output ``documents-NNNNN.jsonl`` file."""
@@ -76,7 +86,9 @@ def build_steps(cfg: PrepareConfig) -> list[PipelineStep]:
         steps.append(cfg.quality.build())
     if cfg.repetition.enabled:
         steps.append(cfg.repetition.build())
-    # NOTE: deduplication and evaluation-set decontamination steps are inserted here.
+    steps += cfg.dedup.build()
+    if cfg.decontam.eval_sets:
+        steps.append(Decontaminate(cfg.decontam))
     return steps
 
 
@@ -248,8 +260,10 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
         tmp.unlink()  # unfinished writes of a killed run
     steps = build_steps(cfg)
     start = time.perf_counter()
+    scan_steps(steps, parts, cfg.progress)  # corpus-wide counts needed before streaming
     part_stats = []
-    stateful = any(hasattr(s, "restore") for s in steps)
+    # state lives in this process: cross-part (restore) or corpus-wide scans (decontamination)
+    stateful = any(hasattr(s, "restore") or hasattr(s, "scan") for s in steps)
     with _progress(cfg, len(parts)) as bar:
         if cfg.workers > 1 and not stateful:
             part_stats = _run_parallel(cfg, parts, out, bar)
@@ -262,6 +276,7 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
     stats = summarize(cfg, [p.key for p in parts], part_stats, steps)
     stats["output"] = write_mixture(cfg, out, [p.key for p in parts], part_stats,
                                     stats["mixture"])
+    stats.update(finish_corpus(out, steps, cfg.ngram_index))
     stats["elapsed_s"] = time.perf_counter() - start
     atomic_write_bytes(out / STATS_FILE, (json.dumps(stats, indent=2) + "\n").encode())
     return stats
