@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from scalinglab.cli.common import print_json
 from scalinglab.data.shards import open_split
@@ -21,6 +22,11 @@ def build_config(args) -> TrainConfig:
     flags = {"data": args.data, "out": args.out, "tokens": args.tokens, "flops": args.flops}
     cfg = cfg.merge({k: v for k, v in flags.items() if v is not None})
     overrides = list(args.overrides)
+    if getattr(args, "parallel", None):
+        from scalinglab.parallel.config import parse_degrees
+
+        degrees = parse_degrees(args.parallel)
+        overrides = [f"parallel.{k}={v}" for k, v in degrees.items()] + overrides
     if cfg.data and not any(o.startswith("model.vocab_size=") for o in overrides):
         vocab = open_split(cfg.data, "train")[0].header["vocab_size"]
         cfg = cfg.merge({"model.vocab_size": vocab})
@@ -35,7 +41,15 @@ def run(args) -> int:
         plan = plan_run(cfg)
         print_json({"config": cfg.as_dict(), "plan": dataclasses.asdict(plan)})
         return 0
-    summary = train(cfg, progress=not args.quiet)
+    if cfg.parallel.is_parallel or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from scalinglab.parallel.trainer import train_distributed  # under torchrun
+
+        rank0 = os.environ.get("RANK", "0") == "0"
+        summary = train_distributed(cfg, progress=rank0 and not args.quiet)
+        if not rank0:
+            return 0
+    else:
+        summary = train(cfg, progress=not args.quiet)
     if args.json:
         print_json(summary)
     else:
@@ -57,6 +71,7 @@ def register(subparsers) -> None:
     p.add_argument("--tokens", type=float, help="token budget (e.g. 2e6)")
     p.add_argument("--flops", type=float, help="FLOP budget (instead of --tokens)")
     p.add_argument("--out", help="run directory (re-running the command resumes it)")
+    p.add_argument("--parallel", help="layout under torchrun, e.g. dp=2,fsdp=2,tp=2,pp=1")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and plan")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -37,6 +37,9 @@ from scalinglab.model.config import ModelConfig
 from scalinglab.train.checkpoint import CHECKPOINT_DIR, atomic_write_json
 
 _STEP_DIR = re.compile(r"step-(\d+)$")
+# Optimiser state and hyper-parameters keyed by parameter name ("state.<fqn>.exp_avg",
+# "param_groups.<fqn>.lr"), so that a rank of another pipeline layout finds its parameters'.
+_OPTIONS = StateDictOptions(flatten_optimizer_state_dict=True)
 TRAINER_STATE = "trainer.json"
 
 
@@ -62,7 +65,7 @@ def save(run_dir: str | Path, step: int, model: nn.Module, optimizer: torch.opti
     if rank == 0 and tmp.exists():
         shutil.rmtree(tmp)  # left by a killed save
     dist.barrier()
-    msd, osd = get_state_dict(model, optimizer)
+    msd, osd = get_state_dict(model, optimizer, options=_OPTIONS)
     dcp.save({"model": msd, "optimizer": osd}, checkpoint_id=str(tmp))
     dist.barrier()
     if rank == 0:
@@ -79,11 +82,12 @@ def save(run_dir: str | Path, step: int, model: nn.Module, optimizer: torch.opti
 def load(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Collective: fill ``model`` and ``optimizer`` (any layout) from checkpoint ``path``;
     returns the trainer state saved beside the shards."""
-    msd, osd = get_state_dict(model, optimizer)  # the shapes and shards this layout wants
+    # Empty state dicts in this layout's shapes and shards; DCP fills them from the files.
+    msd, osd = get_state_dict(model, optimizer, options=_OPTIONS)
     state = {"model": msd, "optimizer": osd}
     dcp.load(state, checkpoint_id=str(path))
     set_state_dict(model, optimizer, model_state_dict=state["model"],
-                   optim_state_dict=state["optimizer"])
+                   optim_state_dict=state["optimizer"], options=_OPTIONS)
     return json.loads((path / TRAINER_STATE).read_text())
 
 

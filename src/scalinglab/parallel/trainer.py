@@ -342,6 +342,9 @@ def train_distributed(cfg: TrainConfig, progress: bool = True,
                       shutdown: bool = True) -> dict[str, Any]:
     """Python API of ``torchrun ... -m scalinglab train``: run (or resume) ``cfg`` on this
     process's share of the layout; returns the summary on every rank."""
+    if "WORLD_SIZE" not in os.environ and not dist.is_initialized():
+        raise ConfigError("a parallel layout runs under torchrun: torchrun --standalone "
+                          "--nproc-per-node N -m scalinglab train ... --parallel ...")
     trainer = DistributedTrainer(cfg, progress=progress)
     try:
         return trainer.fit()
@@ -368,8 +371,13 @@ def _uniform(model: torch.nn.Module) -> bool:
     return len(kinds) == 1
 
 
+# Fields that do not change what is computed: a run may resume under another layout, with
+# other micro-batches, from a run directory that was moved (e.g. to another cluster).
+LAYOUT_FIELDS = ("parallel", "micro_batch_size", "out")
+
+
 def _without_layout(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k != "parallel"}
+    return {k: v for k, v in config.items() if k not in LAYOUT_FIELDS}
 
 
 def _device(name: str) -> torch.device:
