@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 SRC = Path(__file__).resolve().parents[2]
+ROOT = SRC.parent  # the checkout: workers may live in ``tests.*`` modules
 
 
 class DistributedTestError(RuntimeError):
@@ -31,10 +32,11 @@ def torchrun(args: list[str], world_size: int, timeout: float = 300.0,
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc-per-node={world_size}", *args]
     full_env = {**os.environ, "OMP_NUM_THREADS": "1",
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC),
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), str(ROOT),
                                                             os.environ.get("PYTHONPATH")])),
                 **(env or {})}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env,
+                          cwd=ROOT)
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr)[-6000:]
         raise DistributedTestError(f"torchrun exited {proc.returncode}:\n{tail}")
