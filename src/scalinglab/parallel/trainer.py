@@ -345,11 +345,13 @@ def train_distributed(cfg: TrainConfig, progress: bool = True,
     if "WORLD_SIZE" not in os.environ and not dist.is_initialized():
         raise ConfigError("a parallel layout runs under torchrun: torchrun --standalone "
                           "--nproc-per-node N -m scalinglab train ... --parallel ...")
-    trainer = DistributedTrainer(cfg, progress=progress)
+    trainer = None
     try:
+        trainer = DistributedTrainer(cfg, progress=progress)
         return trainer.fit()
     finally:
-        trainer.close()
+        if trainer is not None:
+            trainer.close()
         del trainer
         gc.collect()
         if shutdown and dist.is_initialized():

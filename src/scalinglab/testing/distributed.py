@@ -38,8 +38,10 @@ def torchrun(args: list[str], world_size: int, timeout: float = 300.0,
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env,
                           cwd=ROOT)
     if proc.returncode != 0:
-        tail = (proc.stdout + proc.stderr)[-6000:]
-        raise DistributedTestError(f"torchrun exited {proc.returncode}:\n{tail}")
+        out = proc.stdout + proc.stderr
+        ranks = [line for line in out.splitlines() if line.startswith("[rank")][-30:]
+        raise DistributedTestError(f"torchrun exited {proc.returncode}:\n{out[-3000:]}\n"
+                                   "--- last rank lines:\n" + "\n".join(ranks))
     return proc
 
 
