@@ -8,14 +8,17 @@ offsets, never by rank, so a checkpoint loads under any other layout or world si
 reshards on load). The directory is written under a temporary name and renamed when every
 rank has finished, so a killed save never looks like a checkpoint.
 
-NOTE: DCP's ``.metadata`` index is a pickle of torch's own classes; only load checkpoints
-you wrote (the step tensors themselves are read as plain tensors).
+Loading runs no pickled code: DCP's ``.metadata`` index is a pickle of torch's own
+dataclasses, so it is read with an unpickler that admits only those classes (plus
+``torch.Size`` / dtypes / paths), and DCP itself reads the non-tensor entries with
+``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import shutil
 from pathlib import Path
@@ -26,6 +29,7 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from safetensors.torch import save_file
 from torch import nn
+from torch.distributed.checkpoint.metadata import Metadata, StorageMeta
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
@@ -34,13 +38,45 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from scalinglab.model.config import ModelConfig
-from scalinglab.train.checkpoint import CHECKPOINT_DIR, atomic_write_json
+from scalinglab.train.checkpoint import CHECKPOINT_DIR, CheckpointError, atomic_write_json
 
 _STEP_DIR = re.compile(r"step-(\d+)$")
 # Optimiser state and hyper-parameters keyed by parameter name ("state.<fqn>.exp_avg",
 # "param_groups.<fqn>.lr"), so that a rank of another pipeline layout finds its parameters'.
 _OPTIONS = StateDictOptions(flatten_optimizer_state_dict=True)
 TRAINER_STATE = "trainer.json"
+
+
+class _MetadataUnpickler(pickle.Unpickler):
+    """Admits DCP's metadata classes and the few torch / stdlib types they hold, nothing else."""
+
+    SAFE = {("torch", "Size"), ("torch.serialization", "_get_layout"),
+            ("pathlib", "PosixPath"), ("pathlib", "PurePosixPath"), ("pathlib", "WindowsPath"),
+            ("collections", "OrderedDict")}
+
+    def find_class(self, module: str, name: str):
+        ok = (module, name) in self.SAFE or module.startswith("torch.distributed.checkpoint.")
+        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+            ok = True
+        if not ok:
+            raise pickle.UnpicklingError(f"refusing {module}.{name} in checkpoint metadata")
+        return super().find_class(module, name)
+
+
+class SafeFileSystemReader(dcp.FileSystemReader):
+    """DCP's file reader with the restricted metadata unpickler."""
+
+    def read_metadata(self, *args: Any, **kwargs: Any) -> Metadata:
+        path = Path(self.path) / ".metadata"
+        try:
+            with open(path, "rb") as f:
+                metadata = _MetadataUnpickler(f).load()
+        except (OSError, pickle.UnpicklingError, EOFError) as e:
+            raise CheckpointError(f"{path}: cannot read checkpoint index: {e}") from None
+        if getattr(metadata, "storage_meta", None) is None:
+            metadata.storage_meta = StorageMeta()
+        metadata.storage_meta.load_id = self.load_id
+        return metadata
 
 
 def checkpoint_dirs(run_dir: str | Path) -> list[int]:
@@ -85,7 +121,7 @@ def load(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict
     # Empty state dicts in this layout's shapes and shards; DCP fills them from the files.
     msd, osd = get_state_dict(model, optimizer, options=_OPTIONS)
     state = {"model": msd, "optimizer": osd}
-    dcp.load(state, checkpoint_id=str(path))
+    dcp.load(state, storage_reader=SafeFileSystemReader(str(path)))
     set_state_dict(model, optimizer, model_state_dict=state["model"],
                    optim_state_dict=state["optimizer"], options=_OPTIONS)
     return json.loads((path / TRAINER_STATE).read_text())
