@@ -62,3 +62,20 @@ def test_parse_degrees_and_config_round_trip() -> None:
     with pytest.raises(ConfigError, match="interleaved_1f1b"):
         TrainConfig().merge(["parallel.pp_schedule=zigzag"])
     assert ParallelConfig(pp_schedule=PPSchedule.interleaved_1f1b).stages_per_rank == 2
+
+
+def test_dry_run_checks_the_layout(tmp_path, capsys) -> None:
+    import json
+
+    from scalinglab.cli import main
+    from tests.conftest import make_shards
+
+    data = make_shards(tmp_path / "shards", vocab_size=256)
+    args = ["train", "--preset", "tiny", "--data", str(data), "--tokens", "1e5", "--dry-run"]
+    assert main([*args, "--parallel", "fsdp=2,tp=2,pp=2", "model.n_layers=4",
+                 "model.tie_embeddings=false", "micro_batch_size=4"]) == 0
+    layout = json.loads(capsys.readouterr().out)["parallel"]
+    assert layout["world_size"] == 8 and layout["local_batch"] == 64
+    assert layout["microbatches"] == 16
+    assert main([*args, "--parallel", "tp=8"]) == 2
+    assert "tp=8 does not divide model.n_heads=4" in capsys.readouterr().err

@@ -39,7 +39,10 @@ def run(args) -> int:
     cfg = build_config(args)
     if args.dry_run:
         plan = plan_run(cfg)
-        print_json({"config": cfg.as_dict(), "plan": dataclasses.asdict(plan)})
+        out = {"config": cfg.as_dict(), "plan": dataclasses.asdict(plan)}
+        if cfg.parallel.is_parallel:
+            out["parallel"] = _check_layout(cfg, plan)
+        print_json(out)
         return 0
     if cfg.parallel.is_parallel or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from scalinglab.parallel.trainer import train_distributed  # under torchrun
@@ -57,6 +60,18 @@ def run(args) -> int:
               f"train loss {summary['final_train_loss']:.4f}, "
               f"val loss {summary['final_val_loss']:.4f}, {summary['wall_time_s']:.1f}s")
     return 0
+
+
+def _check_layout(cfg: TrainConfig, plan) -> dict:
+    """Validate the layout for ``--dry-run`` (world size: torchrun's, else the degrees')."""
+    from scalinglab.parallel.dims import ParallelDims
+
+    p = cfg.parallel
+    world = int(os.environ.get("WORLD_SIZE", "0")) or p.dp * max(p.fsdp, 1) * p.tp * p.pp
+    dims = ParallelDims.from_config(p, world)
+    dims.validate(cfg.model, p, plan.batch_seqs, cfg.micro_batch_size, plan.seq_len)
+    return {**dims.as_dict(), "local_batch": dims.local_batch(plan.batch_seqs),
+            "microbatches": dims.num_microbatches(plan.batch_seqs, cfg.micro_batch_size)}
 
 
 def register(subparsers) -> None:
