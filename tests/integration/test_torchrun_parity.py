@@ -99,6 +99,8 @@ def test_layout_matches_single_process(runs: Path, name: str) -> None:
     assert worst < PARAM_TOL, f"{name}: parameters differ by {worst:.2e}"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 5 and summary["tokens"] == 5 * 512
+    ref_val = json.loads((ref / "summary.json").read_text())["final_val_loss"]
+    assert abs(summary["final_val_loss"] - ref_val) < LOSS_TOL  # the same validation windows
     assert summary["world_size"] == _world_size(ALL[name])
 
 

@@ -52,6 +52,12 @@ class ParallelDims:
         """Number of distinct data shards (replicas x shards): the batch is split this way."""
         return self.dp * self.fsdp
 
+    @property
+    def uses_fsdp(self) -> bool:
+        """FSDP2 shards the parameters when ``fsdp > 1``; replicas combined with TP or PP
+        also go through FSDP2 (HSDP with shards of one) rather than DDP."""
+        return self.fsdp > 1 or (self.dp > 1 and (self.tp > 1 or self.pp > 1))
+
     def validate(self, model: ModelConfig, cfg: ParallelConfig, batch_seqs: int,
                  micro_batch: int, seq_len: int) -> None:
         """Check the layout against the model and the batch; one-line errors naming fields.

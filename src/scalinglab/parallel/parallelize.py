@@ -61,7 +61,7 @@ def parallelize(cfg: ModelConfig, pcfg: ParallelConfig, dims: ParallelDims, mesh
     ids = stage_ids(pp_rank, dims.pp, pcfg.stages_per_rank) if dims.pp > 1 else [0]
     num_stages = dims.pp * pcfg.stages_per_rank if dims.pp > 1 else 1
     parts = [split_stage(full, i, num_stages) for i in ids] if dims.pp > 1 else [full]
-    fsdp_on = dims.fsdp > 1 or (dims.dp > 1 and (dims.tp > 1 or dims.pp > 1))
+    fsdp_on = dims.uses_fsdp
     for part in parts:
         if dims.tp > 1:
             apply_tp(part, mesh["tp"], loss_parallel=pcfg.loss_parallel and dims.pp == 1)

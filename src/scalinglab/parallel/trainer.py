@@ -87,12 +87,14 @@ class DistributedTrainer(Trainer):
         self.model, self.forward = self.pm.model, self.pm.forward
         self.optimizer = build_optimizer(self.model, cfg, foreach=_uniform(self.model))
         self.schedule, self.stages = None, []
+        self._sum_loss = False  # the pipeline's loss: a mean in training, a sum in evaluation
         if self.dims.pp > 1:
             self.schedule, self.stages = build_schedule(
                 self.pm.parts, self.pm.stage_ids, self.dims.pp * self.pcfg.stages_per_rank,
-                self.mesh["pp"], self.device, self.n_micro, _lm_loss, self.pcfg.pp_schedule)
+                self.mesh["pp"], self.device, self.n_micro, self._pipeline_loss,
+                self.pcfg.pp_schedule)
         # FSDP's bf16 parameters replace autocast; otherwise bf16 is autocast as in Trainer.
-        fsdp_bf16 = cfg.dtype == "bf16" and self.device.type == "cuda" and self.dims.fsdp > 1
+        fsdp_bf16 = cfg.dtype == "bf16" and self.device.type == "cuda" and self.dims.uses_fsdp
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
                                        enabled=cfg.dtype == "bf16" and not fsdp_bf16)
         self.loss_parallel = self.dims.tp > 1 and self.dims.pp == 1 and self.pcfg.loss_parallel
@@ -249,19 +251,31 @@ class DistributedTrainer(Trainer):
         return total / count
 
     def _evaluate_pipeline(self, windows: int) -> float | None:
-        n = self.val_data.num_windows
-        means = []
-        for start in range(0, max(windows, self.local_batch) - self.local_batch + 1,
-                           self.local_batch):
-            rows = np.stack([self.val_data.window((start + j) % n)
-                             for j in range(self.local_batch)])
-            t = torch.from_numpy(rows.astype(np.int64))  # (local_batch, T + 1)
-            losses: list[torch.Tensor] = []
-            with self.autocast:
-                self._run_schedule(self.schedule.eval, t[:, :-1], t[:, 1:], losses)
-            if losses:
-                means.append(float(torch.stack(losses).mean()))
-        return sum(means) / len(means) if means else None
+        """The same windows as without a pipeline, in whole local batches (stage shapes are
+        fixed): the last batch is padded with rows whose targets are ignored (-100)."""
+        n = min(windows, self.val_data.num_windows)
+        total = 0.0
+        self._sum_loss = True
+        try:
+            for start in range(0, n, self.local_batch):
+                rows = [self.val_data.window(min(w, n - 1))
+                        for w in range(start, start + self.local_batch)]
+                t = torch.from_numpy(np.stack(rows).astype(np.int64))  # (local_batch, T + 1)
+                x, y = t[:, :-1], t[:, 1:].clone()
+                y[max(0, n - start):] = -100  # padding rows
+                losses: list[torch.Tensor] = []
+                with self.autocast:
+                    self._run_schedule(self.schedule.eval, x, y, losses)
+                total += sum(float(v) for v in losses)
+        finally:
+            self._sum_loss = False
+        has_loss = any(s.is_last for s in self.stages)
+        return total / (n * self.plan.seq_len) if has_loss else None
+
+    def _pipeline_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Next-token cross-entropy of one micro-batch (the schedule's ``loss_fn``)."""
+        return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(),
+                               reduction="sum" if self._sum_loss else "mean")
 
     # ------------------------------------------------------------------ state and the run
 
@@ -356,11 +370,6 @@ def train_distributed(cfg: TrainConfig, progress: bool = True,
         gc.collect()
         if shutdown and dist.is_initialized():
             dist.destroy_process_group()
-
-
-def _lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy of one micro-batch (the pipeline's loss_fn)."""
-    return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
 
 
 def _local(t: torch.Tensor) -> torch.Tensor:
