@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from scalinglab.cli import main
 from scalinglab.model.presets import tiny
 from scalinglab.testing.distributed import run_distributed_test
 from scalinglab.train.checkpoint import load_model
@@ -29,9 +30,9 @@ PP4 = ["model.n_layers=4", "model.tie_embeddings=false"]  # pipeline tests: 4 un
 MICRO = ["micro_batch_size=2"]  # enough micro-batches for every pipeline stage
 
 JOB2 = {  # 2 processes
-    "ddp": ["parallel.dp=2"],
+    "ddp": ["parallel.dp=2", "micro_batch_size=2"],  # gradient accumulation under no_sync
     "fsdp": ["parallel.fsdp=2"],
-    "zero2": ["parallel.fsdp=2", "parallel.reshard_after_forward=false"],
+    "zero2": ["parallel.fsdp=2", "parallel.reshard_after_forward=false", "micro_batch_size=2"],
     "tp": ["parallel.tp=2"],
     "pp_gpipe": [*PP4, *MICRO, "parallel.pp=2", "parallel.pp_schedule=gpipe"],
     "pp_1f1b": [*PP4, *MICRO, "parallel.pp=2", "parallel.pp_schedule=1f1b"],
@@ -46,8 +47,9 @@ JOB8 = {  # 8 processes
     "resume_pp_as_pp_fsdp_tp": [*PP4, *MICRO, "parallel.pp=2", "parallel.fsdp=2",
                                 "parallel.tp=2"],
 }
-RESUMED_FROM = {"resume_fsdp_as_fsdp_tp": "fsdp", "resume_pp_as_pp_fsdp_tp": "pp_1f1b"}
-ALL = {**JOB2, **JOB4, **JOB8}
+RESUMED_FROM = {"resume_fsdp_as_fsdp_tp": "fsdp", "resume_pp_as_pp_fsdp_tp": "pp_1f1b",
+                "resume_3d_in_one_process": "pp_fsdp_tp"}
+ALL = {**JOB2, **JOB4, **JOB8, "resume_3d_in_one_process": PP4}
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +65,14 @@ def runs(tmp_path_factory) -> Path:
         train(base.merge([*overrides, f"out={root / name}"]), progress=False)
     job = "scalinglab.testing.distributed:train_modes"
     run_distributed_test(job, 2, str(root / "base.json"), JOB2, str(root))
-    for resumed, source in RESUMED_FROM.items():
-        _truncate_copy(root / source, root / resumed, keep_step=3)
+    for resumed in ("resume_fsdp_as_fsdp_tp", "resume_pp_as_pp_fsdp_tp"):
+        _truncate_copy(root / RESUMED_FROM[resumed], root / resumed, keep_step=3)
     run_distributed_test(job, 4, str(root / "base.json"), JOB4, str(root))
     run_distributed_test(job, 8, str(root / "base.json"), JOB8, str(root), timeout=600)
+    # One process, no torchrun: `scalinglab train` continues a sharded 3-D checkpoint.
+    _truncate_copy(root / "pp_fsdp_tp", root / "resume_3d_in_one_process", keep_step=3)
+    assert main(["train", "--config", str(root / "base.json"), "--quiet",
+                 "--out", str(root / "resume_3d_in_one_process"), *PP4, *MICRO]) == 0
     return root
 
 
@@ -87,7 +93,7 @@ def _losses(run: Path) -> list[float]:
 
 @pytest.mark.parametrize("name", list(ALL))
 def test_layout_matches_single_process(runs: Path, name: str) -> None:
-    ref = runs / ("ref_pp" if "pp" in name else "ref")
+    ref = runs / ("ref_pp" if PP4[0] in ALL[name] else "ref")
     run = runs / name
     losses, ref_losses = _losses(run), _losses(ref)
     assert len(losses) == len(ref_losses) == 5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
 from scalinglab.cli.common import print_json
 from scalinglab.data.shards import open_split
@@ -44,8 +45,8 @@ def run(args) -> int:
             out["parallel"] = _check_layout(cfg, plan)
         print_json(out)
         return 0
-    if cfg.parallel.is_parallel or int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from scalinglab.parallel.trainer import train_distributed  # under torchrun
+    if _distributed(cfg):
+        from scalinglab.parallel.trainer import train_distributed
 
         rank0 = os.environ.get("RANK", "0") == "0"
         summary = train_distributed(cfg, progress=rank0 and not args.quiet)
@@ -60,6 +61,15 @@ def run(args) -> int:
               f"train loss {summary['final_train_loss']:.4f}, "
               f"val loss {summary['final_val_loss']:.4f}, {summary['wall_time_s']:.1f}s")
     return 0
+
+
+def _distributed(cfg: TrainConfig) -> bool:
+    """Under torchrun, with a parallel layout, or resuming a run that has sharded checkpoints
+    (which one process can continue, too)."""
+    if cfg.parallel.is_parallel or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return True
+    # The layout of scalinglab.parallel.checkpoint, checked without importing torch.distributed.
+    return bool(cfg.out and any(Path(cfg.out).glob("checkpoints/step-*/trainer.json")))
 
 
 def _check_layout(cfg: TrainConfig, plan) -> dict:

@@ -118,15 +118,24 @@ class ParallelDims:
 
 
 def init_process_group(timeout_s: int) -> tuple[int, int]:
-    """Join the torchrun job (NCCL on GPU, gloo on CPU); returns (rank, world_size)."""
+    """Join the torchrun job (NCCL on GPU, gloo on CPU); returns (rank, world_size).
+
+    Without torchrun (no ``WORLD_SIZE`` in the environment) this process forms a group of
+    one, so a sharded run can also be resumed, or a layout debugged, in a single process.
+    """
+    import os
+
     import torch
     import torch.distributed as dist
 
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":
-            import os
-
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+        timeout = timedelta(seconds=timeout_s)
+        if "WORLD_SIZE" in os.environ:
+            dist.init_process_group(backend, timeout=timeout)
+        else:  # an in-memory store: no port to pick, nothing to collide with
+            dist.init_process_group(backend, rank=0, world_size=1, store=dist.HashStore(),
+                                    timeout=timeout)
     return dist.get_rank(), dist.get_world_size()

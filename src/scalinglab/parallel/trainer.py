@@ -356,7 +356,7 @@ def train_distributed(cfg: TrainConfig, progress: bool = True,
                       shutdown: bool = True) -> dict[str, Any]:
     """Python API of ``torchrun ... -m scalinglab train``: run (or resume) ``cfg`` on this
     process's share of the layout; returns the summary on every rank."""
-    if "WORLD_SIZE" not in os.environ and not dist.is_initialized():
+    if "WORLD_SIZE" not in os.environ and not dist.is_initialized() and cfg.parallel.is_parallel:
         raise ConfigError("a parallel layout runs under torchrun: torchrun --standalone "
                           "--nproc-per-node N -m scalinglab train ... --parallel ...")
     trainer = None
