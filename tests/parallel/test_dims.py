@@ -32,6 +32,8 @@ def test_product_must_equal_world_size() -> None:
     (ParallelConfig(pp=2), ["tie_embeddings=false"], 8, 0, "fewer than pp=2"),
     (ParallelConfig(pp=2, pp_schedule=PPSchedule.interleaved_1f1b),
      ["tie_embeddings=false"], 8, 2, r"4 pipeline stages .*n_layers=2"),
+    (ParallelConfig(pp=2, pp_stages_per_rank=2), ["n_layers=4", "tie_embeddings=false"], 8, 2,
+     "needs parallel.pp_schedule=interleaved_1f1b"),
     (ParallelConfig(fsdp=3), [], 8, 0, "does not divide the batch of 8"),
     (ParallelConfig(fsdp=2), [], 8, 3, "micro_batch_size=3"),
 ])

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from scalinglab.config import ConfigError
 from scalinglab.model.config import ModelConfig, PositionType
-from scalinglab.parallel.config import ParallelConfig
+from scalinglab.parallel.config import ParallelConfig, PPSchedule
 
 AXES = ("pp", "dp", "fsdp", "tp")
 
@@ -76,6 +76,9 @@ class ParallelDims:
                     raise ConfigError(f"parallel.tp={self.tp} does not divide {name}={size}")
             if model.position == PositionType.relative:
                 raise ConfigError("parallel.tp > 1 does not support model.position=relative")
+        if cfg.stages_per_rank > 1 and cfg.pp_schedule != PPSchedule.interleaved_1f1b:
+            raise ConfigError(f"parallel.pp_stages_per_rank={cfg.stages_per_rank} needs "
+                              "parallel.pp_schedule=interleaved_1f1b")
         if self.pp > 1:
             stages = self.pp * cfg.stages_per_rank
             if model.n_layers % stages:

@@ -71,6 +71,21 @@ class DistributedTrainer(Trainer):
         self.plan = plan_run(cfg)
         torch.set_num_threads(cfg.threads or int(os.environ.get("OMP_NUM_THREADS", "1")))
         self.rank, world = init_process_group(self.pcfg.timeout_s)
+        self._init_layout(world)
+        self._load_data()
+        self._init_model()
+        self.flops_per_token = train_flops_per_token(cfg.model, FlopConvention.chinchilla,
+                                                     self.plan.seq_len)
+        # MFU of the whole job: throughput is global, so the peak is one device's x world size.
+        self.peak_flops = (cfg.peak_flops or peak_flops(self.device, cfg.dtype)) * world
+        self.step, self.elapsed = 0, 0.0
+        self.last_val_loss: float | None = None
+        self.last_val_step = -1
+        self.callbacks = callbacks if callbacks is not None else self._callbacks(progress)
+
+    def _init_layout(self, world: int) -> None:
+        """Degrees, batch split, device, mesh and this rank's coordinates in it."""
+        cfg = self.cfg
         self.dims = ParallelDims.from_config(self.pcfg, world)
         self.dims.validate(cfg.model, self.pcfg, self.plan.batch_seqs, cfg.micro_batch_size,
                            self.plan.seq_len)
@@ -81,7 +96,10 @@ class DistributedTrainer(Trainer):
         coord = dict(zip(AXES, self.mesh.get_coordinate(), strict=True))
         self.dp_rank = coord["dp"] * self.dims.fsdp + coord["fsdp"]
         self.is_stage_leader = coord["dp"] == coord["fsdp"] == coord["tp"] == 0
-        self._load_data()
+
+    def _init_model(self) -> None:
+        """The sharded model, its optimiser, the pipeline schedule and the precision."""
+        cfg = self.cfg
         self.pm = parallelize(cfg.model, self.pcfg, self.dims, self.mesh, self.device,
                               seed=cfg.seed, dtype=cfg.dtype, compile=cfg.compile)
         self.model, self.forward = self.pm.model, self.pm.forward
@@ -98,14 +116,6 @@ class DistributedTrainer(Trainer):
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
                                        enabled=cfg.dtype == "bf16" and not fsdp_bf16)
         self.loss_parallel = self.dims.tp > 1 and self.dims.pp == 1 and self.pcfg.loss_parallel
-        self.flops_per_token = train_flops_per_token(cfg.model, FlopConvention.chinchilla,
-                                                     self.plan.seq_len)
-        # MFU of the whole job: throughput is global, so the peak is one device's x world size.
-        self.peak_flops = (cfg.peak_flops or peak_flops(self.device, cfg.dtype)) * world
-        self.step, self.elapsed = 0, 0.0
-        self.last_val_loss: float | None = None
-        self.last_val_step = -1
-        self.callbacks = callbacks if callbacks is not None else self._callbacks(progress)
 
     def _load_data(self) -> None:
         cfg = self.cfg
