@@ -233,8 +233,8 @@ class DistributedTrainer(Trainer):
 
     @torch.no_grad()
     def evaluate(self) -> float:
-        """Mean validation loss over a fixed set of windows (every data rank evaluates the
-        same windows; with a pipeline, whole local batches so stage shapes stay fixed)."""
+        """Mean validation loss over the single-process run's fixed windows (every data rank
+        evaluates all of them; TP peers and pipeline stages cooperate on each batch)."""
         for part in self.pm.parts:
             part.eval()
         windows = max(1, self.cfg.eval_tokens // self.plan.seq_len)
