@@ -13,7 +13,7 @@ import sys
 
 from scalinglab.errors import ScalinglabError
 
-STAGES = ["models", "train", "demo", "plan", "fit", "allocate"]
+STAGES = ["models", "train", "demo", "data", "plan", "fit", "allocate", "tokenizer"]
 
 
 def build_parser() -> argparse.ArgumentParser:
