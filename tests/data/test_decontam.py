@@ -75,7 +75,7 @@ def test_frequent_grams_are_not_cut(tmp_path):
             for i in range(11)]
     out, stats = _run(docs, tmp_path, [{"text": LEAK}])
     assert [d.id for d in out] == [d.id for d in docs]
-    assert stats["grams_ignored_frequent"] > 0 and stats["eval.qa.collided_items"] == 0
+    assert stats["eval.qa.grams_ignored_frequent"] > 0 and stats["eval.qa.collided_items"] == 0
     out, _ = _run(docs[:10], tmp_path, [{"text": LEAK}])
     assert all("#" in d.id for d in out)
 
@@ -97,7 +97,8 @@ def test_scan_then_stream(tmp_path):
     step = Decontaminate(cfg)
     step.scan(docs)  # the corpus has the leak in 3 > 2 documents: too common to cut
     assert [d.id for d in step.run(iter(docs[:1]))] == ["d0"]
-    assert step.report() == {"qa": {"items": 1, "too_short_items": 0, "collided_items": 0}}
+    assert step.report() == {"qa": {"items": 1, "too_short_items": 0, "collided_items": 0,
+                                    "grams_ignored_frequent": 3}}  # 15 words: 3 13-grams
     step.scan(docs[:2])
     assert [d.id for d in step.run(iter(docs[:1]))] == ["d0#0", "d0#1"]
     assert step.report()["qa"]["collided_items"] == 1

@@ -82,3 +82,34 @@ def test_minhash_state_spans_runs_and_restore():
     exact = ExactDedup()
     exact.restore(Document("Same text", "a"))
     assert list(exact.run(_docs(["same  TEXT"]))) == []
+
+
+def test_empty_inputs():
+    assert list(MinHashDedup().run([])) == []
+    assert len(cluster_texts([])) == 0
+    assert cluster_texts(["", "a b"]).tolist() == [0, 1]
+
+
+def test_long_documents_hash_in_chunks(monkeypatch):
+    import scalinglab.data.steps.dedup as dedup
+
+    planted = make_planted_pairs(num_pairs=5, seed=4)
+    hasher = MinHasher()
+    shingles = [hasher.shingles(t) for t in planted.texts]
+    whole = hasher.signatures(shingles)
+    monkeypatch.setattr(dedup, "_BATCH_SHINGLES", 64)  # every document is now "long"
+    np.testing.assert_array_equal(hasher.signatures(shingles), whole)
+
+
+def test_bad_minhash_config_is_a_clear_error(capsys, tmp_path):
+    import pytest
+
+    from scalinglab.cli import main
+    from scalinglab.config import ConfigError
+
+    with pytest.raises(ConfigError, match="rows_per_band"):
+        MinHashConfig(rows_per_band=0)
+    (tmp_path / "a.jsonl").write_text('{"text": "x"}\n')
+    code = main(["data", "prepare", "--source", str(tmp_path / "a.jsonl"), "--out",
+                 str(tmp_path / "c"), "--quiet", "dedup.minhash.verify_threshold=2"])
+    assert code == 2 and "verify_threshold" in capsys.readouterr().err

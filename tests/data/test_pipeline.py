@@ -12,6 +12,8 @@ from scalinglab.data import pipeline
 from scalinglab.data.pipeline import PrepareConfig, prepare, read_jsonl_docs
 from scalinglab.data.sources import SourceConfig
 from scalinglab.data.steps.base import PipelineStep
+from scalinglab.data.steps.dedup import DedupConfig
+from scalinglab.data.steps.filters import QualityConfig, RepetitionConfig
 from scalinglab.errors import ScalinglabError
 from tests.data.conftest import make_text, write_jsonl
 
@@ -29,6 +31,8 @@ def _sources(tmp_path: Path) -> list[SourceConfig]:
 
 
 def _cfg(tmp_path: Path, out: str = "corpus", **kw) -> PrepareConfig:
+    # make_text documents reorder the same 12 sentences: near-duplicates that dedup would drop
+    kw.setdefault("dedup", DedupConfig(exact=False, near=False))
     return PrepareConfig(sources=_sources(tmp_path), out=str(tmp_path / out), progress=False,
                          **kw)
 
@@ -50,6 +54,8 @@ def test_prepare_writes_clean_corpus_and_stats(tmp_path: Path) -> None:
     assert quality["name"] == "gopher_quality"
     assert quality["in"]["docs"] == 37 and quality["out"]["docs"] == 34
     assert quality["dropped"]["gopher_quality.too_few_words"] == {"docs": 3, "bytes": 27}
+    assert quality["per_source"]["web"]["in"]["docs"] == 33
+    assert quality["per_source"]["books"]["dropped"] == {}
     assert stats["mixture"]["books"]["epochs"] == pytest.approx(1.0)
     assert stats["output"]["documents"] == 34
 
@@ -130,3 +136,64 @@ def test_cli_prepare_with_config_file_and_overrides(tmp_path: Path, capsys) -> N
     stats = json.loads(capsys.readouterr().out)
     assert code == 0 and stats["output"]["documents"] == 0
     assert stats["steps"][0]["dropped"]["gopher_quality.too_few_words"]["docs"] == 37
+
+
+def test_changed_inputs_are_refused_on_resume(tmp_path: Path) -> None:
+    prepare(_cfg(tmp_path))
+    (tmp_path / "corpus" / "stats.json").unlink()  # as if killed during the mixture
+    write_jsonl(tmp_path / "web" / "part00.jsonl", [{"text": make_text(7)}])  # shifts parts
+    with pytest.raises(ScalinglabError, match="inputs changed"):
+        prepare(_cfg(tmp_path))
+
+
+def test_default_source_weight_is_shared_by_its_sources() -> None:
+    cfg = PrepareConfig(sources=[SourceConfig(kind="default", weight=0.5),
+                                 SourceConfig(path="x.jsonl", name="web", weight=0.5)])
+    clean = {"kjv": {"bytes": 100}, "milton": {"bytes": 300}, "web": {"bytes": 50}}
+    assert pipeline._weights(cfg, clean) == {"web": 0.5, "kjv": 0.125, "milton": 0.375}
+
+
+def test_parallel_workers_give_the_same_corpus(tmp_path: Path) -> None:
+    fast = {"quality": QualityConfig(word_splitter="regex"),  # workers need not import spaCy
+            "repetition": RepetitionConfig(word_splitter="regex")}
+    one = prepare(_cfg(tmp_path, out="one", **fast))
+    two = prepare(_cfg(tmp_path, out="two", workers=2, **fast))
+    assert _output(tmp_path / "one") == _output(tmp_path / "two")
+    for key in ("sources", "steps", "clean", "mixture", "output"):
+        assert one[key] == two[key]
+
+
+@pytest.mark.slow
+def test_sigkilled_cli_run_resumes_to_the_same_corpus(tmp_path: Path) -> None:
+    """A real `kill -9` of `scalinglab data prepare` after its first completed part."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "raw"
+    for f in range(6):
+        write_jsonl(src / f"f{f}.jsonl",
+                    [{"text": make_text(1000 * f + i), "id": f"{f}-{i}"} for i in range(250)])
+    args = [sys.executable, "-m", "scalinglab", "data", "prepare", "--source", str(src),
+            "--quiet", "quality.word_splitter=regex", "repetition.word_splitter=regex"]
+    env = {**os.environ, "PYTHONPATH": str(Path(pipeline.__file__).parents[2])}
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([*args, "--out", str(out)], env=env)
+    deadline = time.time() + 120
+    while not list((out / "parts").glob("*.done.json")) and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = list((out / "parts").glob("*.done.json"))
+    assert 1 <= len(done) < 6 and not (out / "stats.json").exists()
+    assert not list(out.glob("documents-*.jsonl"))  # nothing that looks complete
+    for marker in done:  # every marked part has its full output
+        assert (out / "parts" / marker.name.replace(".done.json", ".jsonl")).exists()
+    subprocess.run([*args, "--out", str(out)], env=env, check=True)
+    assert not list((out / "parts").glob(".*.tmp-*"))  # the killed write was cleaned up
+    subprocess.run([*args, "--out", str(tmp_path / "fresh")], env=env, check=True)
+    assert _output(out) == _output(tmp_path / "fresh")
+    resumed = json.loads((out / "stats.json").read_text())
+    assert resumed["steps"][0]["in"]["docs"] == 1500

@@ -51,6 +51,7 @@ def test_text_directory_and_bad_utf8_file(tmp_path: Path) -> None:
     docs, stats = _read(SourceConfig(path=str(tmp_path / "d"), name="books"))
     assert sorted(d.text for d in docs) == ["First document.", "Second document."]
     assert {d.source for d in docs} == {"books"}
+    assert sorted(d.id for d in docs) == ["books/one.txt", "books/sub/two.txt"]
     assert stats.examples["bad_utf8"] == [f"{tmp_path / 'd' / 'bad.txt'}:2"]
 
 
@@ -92,3 +93,36 @@ def test_missing_and_empty_inputs_are_one_line_errors(tmp_path: Path, capsys) ->
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("error:") and "missing.jsonl" in err
     assert len(err.splitlines()) == 1
+
+
+def test_cli_source_specs() -> None:
+    from scalinglab.cli.data import _source
+
+    assert _source("default").kind == "default"
+    assert (_source("web=data/*.jsonl").name, _source("web=data/*.jsonl").path) == \
+        ("web", "data/*.jsonl")
+    hub = _source("stories=hf:roneneldan/TinyStories")
+    assert (hub.kind, hub.path, hub.name) == ("hf", "roneneldan/TinyStories", "stories")
+    assert _source("a/b=c.txt").path == "a/b=c.txt"  # '=' inside a path is not a name
+
+
+def test_truncated_gzip_is_counted_not_fatal(tmp_path: Path) -> None:
+    records = b"".join(json.dumps({"text": make_text(i % 12) * 20}).encode() + b"\n"
+                       for i in range(200))
+    data = gzip.compress(records)
+    (tmp_path / "cut.jsonl.gz").write_bytes(data[: len(data) // 2])
+    docs, stats = _read(SourceConfig(path=str(tmp_path / "cut.jsonl.gz")))
+    assert 0 < len(docs) < 200 and stats.counts["skipped.corrupt_file"] == 1
+    assert stats.examples["corrupt_file"][0].startswith(str(tmp_path / "cut.jsonl.gz"))
+
+
+def test_source_names_and_unique_ids(tmp_path: Path) -> None:
+    assert SourceConfig(path="data/web/*.jsonl.zst").resolved_name() == "web"
+    assert SourceConfig(path="/x/books.jsonl.gz").resolved_name() == "books"
+    assert SourceConfig(path="x", name="my web/crawl").resolved_name() == "my_web_crawl"
+    assert SourceConfig(path="roneneldan/TinyStories", kind="hf").resolved_name() == "TinyStories"
+    for sub in ("a", "b"):  # same file name in two directories, records without ids
+        write_jsonl(tmp_path / "src" / sub / "part.jsonl", [{"text": "x"}, {"text": "y"}])
+    docs, _ = _read(SourceConfig(path=str(tmp_path / "src")))
+    assert [d.id for d in docs] == ["src/a/part.jsonl:1", "src/a/part.jsonl:2",
+                                    "src/b/part.jsonl:1", "src/b/part.jsonl:2"]

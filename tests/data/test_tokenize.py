@@ -12,6 +12,7 @@ from scalinglab.cli import main
 from scalinglab.data.pipeline import PrepareConfig, prepare, read_jsonl_docs
 from scalinglab.data.shards import open_split
 from scalinglab.data.sources import SourceConfig
+from scalinglab.data.steps.dedup import DedupConfig
 from scalinglab.data.tokenize import TokenizeConfig, load_tokenizer, tokenize_corpus
 from scalinglab.train.data import TokenWindows
 from tests.data.conftest import make_text, write_jsonl
@@ -20,9 +21,11 @@ from tests.data.conftest import make_text, write_jsonl
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     recs = [{"text": make_text(i), "id": str(i)} for i in range(60)]
+    recs[3]["text"] += " A literal <|endoftext|> inside a text."
     src = write_jsonl(tmp_path / "raw.jsonl", recs)
     out = tmp_path / "corpus"
-    prepare(PrepareConfig(sources=[SourceConfig(path=str(src))], out=str(out), progress=False))
+    prepare(PrepareConfig(sources=[SourceConfig(path=str(src))], out=str(out), progress=False,
+                          dedup=DedupConfig(exact=False, near=False)))  # near-dup fixtures
     return out
 
 
@@ -44,7 +47,9 @@ def test_shards_hold_every_document_once_with_eot(corpus: Path, tokenizer_json: 
         assert tokens[-1] == eot and (tokens == eot).sum() == meta["splits"][split]["docs"]
         cuts = np.flatnonzero(tokens == eot)
         decoded += [tok.decode(d.tolist()) for d in np.split(tokens, cuts + 1)[:-1]]
-    assert sorted(decoded) == sorted(texts.values())
+    assert sorted(decoded) == sorted(t.replace("<|endoftext|>", "") for t in texts.values())
+    removed = sum(s["eot_removed_from_text"] for s in meta["splits"].values())
+    assert removed == 1
     assert meta["splits"]["val"]["docs"] == 6 and meta["tokens_per_s"] > 0
     val_docs = [json.loads(line) for line in open(tmp_path / "shards" / "val_docs.jsonl")]
     assert len(val_docs) == 6 and set(val_docs[0]) == {"text", "id", "source"}

@@ -13,8 +13,8 @@ import sys
 
 from scalinglab.errors import ScalinglabError
 
-STAGES = ["models", "train", "demo", "plan", "fit", "allocate", "sweep", "report", "data",
-          "tokenizer"]
+STAGES = ["models", "train", "demo", "data", "plan", "fit", "allocate", "tokenizer", "sweep",
+          "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     except ScalinglabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `scalinglab ... | head` closed our stdout: not an error worth a traceback.
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume", file=sys.stderr)
         return 130

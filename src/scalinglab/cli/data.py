@@ -6,15 +6,18 @@ from scalinglab.cli.common import print_json
 
 
 def _source(spec: str):
-    """``--source`` value: ``default``, a path/glob, or ``NAME=PATH``."""
+    """``--source`` value: ``default``, a path/glob, ``hf:DATASET`` (a hub name or a
+    ``save_to_disk`` directory), each optionally prefixed by ``NAME=``."""
     from scalinglab.data.sources import SourceConfig, SourceKind
 
-    if spec == "default":
-        return SourceConfig(kind=SourceKind.default)
     name, sep, path = spec.partition("=")
-    if sep and "/" not in name and name:
-        return SourceConfig(path=path, name=name)
-    return SourceConfig(path=spec)
+    if not (sep and name and "/" not in name):
+        name, path = "", spec
+    if path == "default":
+        return SourceConfig(kind=SourceKind.default)
+    if path.startswith("hf:"):
+        return SourceConfig(path=path[3:], kind=SourceKind.hf, name=name)
+    return SourceConfig(path=path, name=name)
 
 
 def run_fetch(args) -> int:
@@ -91,8 +94,8 @@ def register(subparsers) -> None:
         "prepare", help="read sources, filter, mix and write a clean corpus",
         description="Example: scalinglab data prepare --source default --out corpus "
         "quality.min_words=100. Re-running the same command resumes.")
-    pr.add_argument("--source", action="append", help="'default', a file/dir/glob, or "
-                    "NAME=PATH (repeatable; overrides the config's sources)")
+    pr.add_argument("--source", action="append", help="'default', a file/dir/glob or "
+                    "hf:DATASET, optionally NAME=...; repeatable; replaces the config's sources")
     pr.add_argument("--out", help="corpus directory")
     pr.add_argument("--config", help="YAML/JSON PrepareConfig")
     pr.add_argument("--json", action="store_true", help="print the stats as JSON")

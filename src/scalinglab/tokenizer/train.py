@@ -60,6 +60,8 @@ class TokenizerConfig(Config):
     """Pairs seen fewer times than this are never merged."""
     special_tokens: list[str] = dataclasses.field(default_factory=lambda: [EOT])
     """Special tokens, first ids (``<|endoftext|>`` separates documents in token shards)."""
+    progress: bool = False
+    """Show the ``tokenizers`` trainer's progress bars on stderr (the CLI turns this on)."""
 
 
 def _bytelevel_bpe() -> Tokenizer:
@@ -75,7 +77,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int, cfg: TokenizerConfig) -> To
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, min_frequency=cfg.min_frequency,
         special_tokens=list(cfg.special_tokens),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=cfg.progress,
     )
     tok.train_from_iterator(texts, trainer)
     return tok
@@ -121,7 +123,7 @@ def train_stages(texts: list[str], cfg: TokenizerConfig) -> tuple[Tokenizer, Tok
     trainer = trainers.BpeTrainer(
         # margin: a few stage-2 merges rebuild a string stage 1 already has and add no token
         vocab_size=size1 + wanted + wanted // 8 + 16, min_frequency=cfg.min_frequency,
-        initial_alphabet=[chr(_PUA + i) for i in range(size1)], show_progress=False,
+        initial_alphabet=[chr(_PUA + i) for i in range(size1)], show_progress=cfg.progress,
     )
     stage2.train_from_iterator(_units(stage1, texts), trainer)
     return stage1, stage2

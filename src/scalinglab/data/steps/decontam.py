@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from scalinglab.config import Config
+from scalinglab.config import Config, ConfigError
 from scalinglab.data.document import Document
 from scalinglab.data.ngram_index import query_n
 from scalinglab.data.steps.base import PipelineStep
@@ -50,6 +50,13 @@ class DecontamConfig(Config):
     """A document cut more than this many times is dropped whole."""
     max_doc_freq: int = 10
     """N-grams found in more training documents than this are ignored."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_n <= self.n:
+            raise ConfigError(f"DecontamConfig: need 1 <= min_n ({self.min_n}) <= n ({self.n})")
+        for name in ("window_chars", "min_fragment_chars", "max_splits", "max_doc_freq"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"DecontamConfig.{name}={getattr(self, name)}: must be >= 0")
 
 
 def item_text(item: Any) -> str:
@@ -167,7 +174,8 @@ class Decontaminate(PipelineStep):
         self.sets = sets  # name -> item texts
         self.eval = EvalGrams(sets, cfg.n, cfg.min_n)
         self.frequent: set[tuple[int, int]] | None = None  # (n, gram hash) ignored as common
-        self._collided: set[int] = set()
+        self._collided: set[int] = set()  # items with a (not too common) gram in the corpus
+        self._ignored: Counter[int] = Counter()  # set index -> its grams ignored as common
 
     def scan(self, docs: Iterable[Document]) -> None:
         """Count, over the training corpus, the documents holding each evaluation n-gram."""
@@ -182,12 +190,17 @@ class Decontaminate(PipelineStep):
         self._collided = set()
         for m, grams in by_n.items():
             self._collided.update(self.eval.owners(m, np.array(grams, np.uint64)).tolist())
+        self._ignored = Counter()
+        for m, g in self.frequent:
+            items = self.eval.owners(m, np.array([g], np.uint64))
+            self._ignored.update({self.eval.owner_set[i] for i in items.tolist()})
 
     def report(self) -> dict[str, dict[str, int]]:
-        """Per evaluation set: items, items too short to match, items that collided."""
+        """Per evaluation set: items, items too short to match, items that collided, and its
+        n-grams left alone because they are in more than ``max_doc_freq`` training documents."""
         per_set = Counter(self.eval.owner_set[i] for i in self._collided)
         return {name: {"items": self.eval.items[name], "too_short_items": self.eval.too_short[name],
-                       "collided_items": per_set.get(s, 0)}
+                       "collided_items": per_set[s], "grams_ignored_frequent": self._ignored[s]}
                 for s, name in enumerate(self.eval.set_names)}
 
     def run(self, docs: Iterable[Document]) -> Iterator[Document]:
@@ -195,7 +208,6 @@ class Decontaminate(PipelineStep):
             docs = list(docs)
             self.scan(docs)
         assert self.frequent is not None
-        self.stats.counts["grams_ignored_frequent"] = len(self.frequent)
         for doc in docs:
             nbytes = len(doc.text.encode("utf-8"))
             self.stats.add("in", 1, nbytes)

@@ -7,7 +7,7 @@ of permutations (b=20 x r=6 flags 27% of pairs at J=0.5); the check makes the cu
 (see ``benchmarks/dedup_scurve.py``). Documents linked by verified pairs form clusters
 (connected components); the first document of each cluster, in input order, is kept.
 
-The signatures are computed with vectorised numpy (a splitmix64 mixer per permutation over all
+The signatures are computed with vectorised numpy (multiply-shift hashing per permutation over all
 shingles of a batch at once); see the README for why this and not datasketch / datatrove.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from scalinglab.config import Config
+from scalinglab.config import Config, ConfigError
 from scalinglab.data.document import Document
 from scalinglab.data.steps.base import PipelineStep
 from scalinglab.data.text_hash import hash_words, mix64, ngram_hashes, normalize_words
@@ -44,6 +44,14 @@ class MinHashConfig(Config):
     """Estimated Jaccard a candidate pair needs to count as duplicate; 0 keeps every candidate."""
     seed: int = 1
     """Seed of the permutation family (signatures are only comparable for the same seed)."""
+
+    def __post_init__(self) -> None:
+        for name in ("ngram", "num_bands", "rows_per_band"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"MinHashConfig.{name}={getattr(self, name)}: must be >= 1")
+        if not 0.0 <= self.verify_threshold <= 1.0:
+            raise ConfigError(f"MinHashConfig.verify_threshold={self.verify_threshold}: "
+                              "must be in [0, 1]")
 
     @property
     def num_perm(self) -> int:
@@ -125,6 +133,9 @@ class MinHasher:
         for i, s in enumerate(shingle_sets):
             if len(s) == 0:
                 continue
+            if len(s) > _BATCH_SHINGLES:  # one long document: its own chunks bound the memory
+                sig[i] = self._long_signature(s)
+                continue
             batch.append(i)
             size += len(s)
             if size >= _BATCH_SHINGLES:
@@ -133,6 +144,14 @@ class MinHasher:
         if batch:
             self._fill(sig, batch, shingle_sets)
         return sig
+
+    def _long_signature(self, shingles: np.ndarray) -> np.ndarray:
+        mins = np.full(self.num_perm, np.iinfo(np.uint64).max, np.uint64)
+        for start in range(0, len(shingles), _BATCH_SHINGLES):
+            chunk = np.multiply(self.mult, shingles[None, start : start + _BATCH_SHINGLES])
+            chunk += self.add
+            np.minimum(mins, chunk.min(axis=1), out=mins)
+        return (mins >> np.uint64(32)).astype(np.uint32)
 
     def _fill(self, sig: np.ndarray, rows: list[int], shingle_sets: list[np.ndarray]) -> None:
         flat = np.concatenate([shingle_sets[i] for i in rows])  # (S,)
@@ -159,7 +178,8 @@ def lsh_candidates(sig: np.ndarray, num_bands: int, rows: int) -> np.ndarray:
         idx = np.flatnonzero(valid)
         order = idx[np.argsort(h[idx], kind="stable")]
         hs = h[order]
-        new = np.r_[True, hs[1:] != hs[:-1]]
+        new = np.ones(len(order), dtype=bool)  # first of its bucket
+        new[1:] = hs[1:] != hs[:-1]
         first = order[np.maximum.accumulate(np.where(new, np.arange(len(order)), 0))]
         pairs.append(np.stack([order[~new], first[~new]], axis=1))
     return np.unique(np.concatenate(pairs), axis=0) if pairs else np.empty((0, 2), np.int64)
@@ -167,6 +187,8 @@ def lsh_candidates(sig: np.ndarray, num_bands: int, rows: int) -> np.ndarray:
 
 def near_duplicate_clusters(sig: np.ndarray, cfg: MinHashConfig) -> np.ndarray:
     """Cluster label per document (N,), from verified LSH candidate pairs."""
+    if len(sig) == 0:
+        return np.empty(0, dtype=np.int64)
     pairs = lsh_candidates(sig, cfg.num_bands, cfg.rows_per_band)
     if len(pairs) and cfg.verify_threshold > 0:
         est = (sig[pairs[:, 0]] == sig[pairs[:, 1]]).mean(axis=1)  # (E,) estimated Jaccard
