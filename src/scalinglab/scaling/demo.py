@@ -44,12 +44,14 @@ class DemoConfig(Config):
     vocab_size: int = 512
     """BPE vocabulary (small, so that embeddings do not dominate models of ~1e5 parameters)."""
     seq_len: int = 128
-    budgets: list[float] = dataclasses.field(default_factory=lambda: [1.5e11, 4.5e11, 1.35e12])
-    """IsoFLOP budgets (FLOPs under flop_convention); three, so that one can be held out."""
+    budgets: list[float] = dataclasses.field(
+        default_factory=lambda: [1.6875e11, 3.375e11, 6.75e11, 1.35e12])
+    """IsoFLOP budgets (FLOPs under flop_convention), a factor 2 apart: the holdout check fits
+    the three smaller ones and predicts the largest."""
     sizes: int = 5
     """Model sizes per budget (a factor ``step`` apart)."""
     step: float = 2.0
-    tokens_per_param: float = 100.0
+    tokens_per_param: float = 60.0
     """Where each grid is centred (D / N of the predicted optimum). Chinchilla's 20 is far off
     at 1e4-1e5 parameters: a first pass at 20 found the minima at about 70-200 tokens per
     parameter and spent a third of the grid on models far too large."""
@@ -190,12 +192,26 @@ def sweep_config(cfg: DemoConfig, shards: Path):
     })
 
 
+SWEEP_DONE = ".demo-sweep-done.json"
+COMPARISON_PLAN = ".demo-comparison-plan.json"
+
+
 def run_sweep_stage(cfg: DemoConfig, study: Path, shards: Path):
+    """Plan and run the grids with bracketing. Once done (marker file), a resumed demo only
+    finishes pending runs: bracketing again would judge grids that now hold the comparison."""
     from scalinglab.scaling.launch import run_sweep
+    from scalinglab.scaling.study import read_json
     from scalinglab.scaling.sweep import plan_study
 
+    done = read_json(study / SWEEP_DONE)
+    if done is not None:
+        outcome = run_sweep(study, workers=cfg.workers, bracket=False)
+        outcome.added = done.get("added", [])
+        return outcome
     plan_study(study, sweep_config(cfg, shards))
-    return run_sweep(study, workers=cfg.workers)
+    outcome = run_sweep(study, workers=cfg.workers)
+    atomic_write_json(study / SWEEP_DONE, {"added": outcome.added})
+    return outcome
 
 
 def comparison_stage(cfg: DemoConfig, study: Path) -> dict[str, Any]:
@@ -205,8 +221,24 @@ def comparison_stage(cfg: DemoConfig, study: Path) -> dict[str, Any]:
     that budget). Both are IsoFLOP runs of that budget, so a grid run of the same shape is
     reused, and both also serve as points of that parabola for the fits.
     """
-    from scalinglab.scaling.fit import fit_isoflop
     from scalinglab.scaling.launch import run_sweep
+    from scalinglab.scaling.study import read_json
+    from scalinglab.scaling.sweep import load_plan
+
+    planned = read_json(study / COMPARISON_PLAN)  # resume: the same two runs as before
+    if planned is None:
+        planned = plan_comparison(cfg, study)
+        if "error" in planned:
+            return planned
+    by_id = {s.run_id: s for s in load_plan(study)}
+    specs = [by_id[run_id] for run_id in planned["run_ids"]]
+    run_sweep(study, workers=cfg.workers, bracket=False)
+    return write_comparison(study, planned["budget"], planned["n_opt"], specs)
+
+
+def plan_comparison(cfg: DemoConfig, study: Path) -> dict[str, Any]:
+    """Add the two comparison runs to the plan; returns (and saves) what was chosen."""
+    from scalinglab.scaling.fit import fit_isoflop
     from scalinglab.scaling.study import read_study_csv
     from scalinglab.scaling.sweep import add_runs, isoflop_run, load_sweep_config, resolve_config
 
@@ -222,8 +254,9 @@ def comparison_stage(cfg: DemoConfig, study: Path) -> dict[str, Any]:
     if any(s is None for s in specs):
         return {"error": "the 4x larger model would train for too few steps"}
     add_runs(study, scfg, specs)
-    run_sweep(study, workers=cfg.workers, bracket=False)
-    return write_comparison(study, budget, n_opt, specs)
+    planned = {"budget": budget, "n_opt": n_opt, "run_ids": [s.run_id for s in specs]}
+    atomic_write_json(study / COMPARISON_PLAN, planned)
+    return planned
 
 
 def write_comparison(study: Path, budget: float, n_opt: float, specs: list) -> dict[str, Any]:
@@ -306,10 +339,14 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     fits = stages.run("fits + holdout check", lambda: fit_stage(cfg, study))
     allocation = stages.run("allocation", lambda: allocation_stage(cfg, study, fits))
     report = stages.run("report", lambda: write_report(study))
+    from scalinglab.scaling.study import read_study_csv
+
+    statuses = [r["status"] for r in read_study_csv(study / "study.csv")]
     summary = {
         "config": cfg.as_dict(), "data": data_desc, "study": str(study.resolve()),
-        "report": str(Path(report).resolve()), "runs_complete": sweep.complete,
-        "runs_failed": sweep.failed, "bracketing_added": sweep.added, "stages": stages.times,
+        "report": str(Path(report).resolve()),
+        "runs_complete": statuses.count("complete"), "runs_failed": statuses.count("failed"),
+        "bracketing_added": sweep.added, "stages": stages.times,
         "wall_s": time.perf_counter() - start,
         "cpu_s": sum(t["cpu_s"] for t in stages.times.values()),
         "a": {k: (fits.get(k) or {}).get("a") for k in ("approach1", "approach2", "approach3")},
