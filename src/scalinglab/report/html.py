@@ -110,9 +110,10 @@ def fit_table(s: StudyData) -> str:
     for key, (label, _) in figures.APPROACH_STYLE.items():
         f = s.fits.get(key)
         if isinstance(f, dict) and f.get("a") is not None:
-            rows.append([label, num(f.get("a")) + ci(f.get("a_ci")),
-                         num(f.get("b")) + ci(f.get("b_ci")), num(f.get("n_coef")),
-                         num(f.get("d_coef"))])
+            cis = f.get("ci") if isinstance(f.get("ci"), dict) else {}  # Approach 3 keeps them
+            rows.append([label, num(f.get("a")) + ci(f.get("a_ci") or cis.get("a")),
+                         num(f.get("b")) + ci(f.get("b_ci") or cis.get("b")),
+                         num(f.get("n_coef")), num(f.get("d_coef"))])
     rows.append(["Chinchilla paper", "0.50 / 0.49 / 0.46", "0.50 / 0.51 / 0.54", "", ""])
     out = table(["approach", "a (N_opt ~ C^a)", "b (D_opt ~ C^b)", "N coefficient",
                  "D coefficient"], rows)
