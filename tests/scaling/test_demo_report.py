@@ -75,3 +75,14 @@ def test_report_without_fits_or_runs_degrades(tmp_path, shards):
     record_failure(study, load_plan(study)[0].run_id, "RuntimeError: boom")
     page = write_report(study).read_text()
     assert "No fits.json yet" in page and "boom" in page and "runs failed" in page
+
+
+def test_eval_results_headline_metrics():
+    from scalinglab.report.figures import flat_metrics
+
+    result = {"model": "runs/x", "seed": 0, "bits_per_byte": 2.3, "tasks": {
+        "piqa": {"type": "multiple_choice", "shots": {"0": {
+            "acc": 0.61, "acc_norm": 0.63, "n": 100, "clean": {"acc": 0.6, "n": 90}}}},
+        "heldout_bpb": {"type": "rolling", "shots": {"0": {"bits_per_byte": 2.3, "n": 4}}}}}
+    assert flat_metrics(result) == {"piqa 0-shot acc": 0.61, "piqa 0-shot acc_norm": 0.63,
+                                    "heldout_bpb 0-shot bits_per_byte": 2.3}

@@ -303,14 +303,18 @@ def downstream(s: StudyData) -> Figure | None:
     return fig
 
 
-def flat_metrics(result: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """Numeric leaves of an evaluation results.json as 'task/metric' -> value."""
+EVAL_METRICS = ("acc", "acc_norm", "exact_match", "bits_per_byte", "perplexity")
+
+
+def flat_metrics(result: dict[str, Any]) -> dict[str, float]:
+    """The headline numbers of an evaluation ``results.json`` as 'task k-shot metric' -> value
+    (the whole-task scores; clean/dirty subsets and per-source splits stay in the file)."""
     out: dict[str, float] = {}
-    for k, v in result.items():
-        name = f"{prefix}/{k}" if prefix else str(k)
-        if isinstance(v, dict):
-            out.update(flat_metrics(v, name))
-        elif isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-            if not any(t in k for t in ("stderr", "count", "n_", "num", "shots", "seed", "time")):
-                out[name] = float(v)
+    for task, t in (result.get("tasks") or {}).items():
+        shots = t.get("shots") if isinstance(t, dict) else None
+        for k, m in (shots or {}).items():
+            for metric in EVAL_METRICS:
+                v = m.get(metric) if isinstance(m, dict) else None
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                    out[f"{task} {k}-shot {metric}"] = float(v)
     return out
