@@ -13,7 +13,7 @@ import sys
 
 from scalinglab.errors import ScalinglabError
 
-STAGES = ["models", "train", "demo"]
+STAGES = ["models", "train", "demo", "eval"]
 
 
 def build_parser() -> argparse.ArgumentParser:
