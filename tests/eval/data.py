@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 PIQA = [
@@ -47,9 +48,10 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
 
 
 def val_docs(n: int = 12, words: int = 60) -> list[dict]:
-    """Held-out documents from two sources, each a distinct word sequence."""
+    """Held-out documents from two sources: random word sequences, fixed by the index."""
     docs = []
     for i in range(n):
-        text = " ".join(WORDS[(i * 7 + j * (i % 5 + 1)) % len(WORDS)] for j in range(words))
+        rng = random.Random(i)
+        text = " ".join(rng.choice(WORDS) for _ in range(words))
         docs.append({"text": text + ".", "id": f"doc{i}", "source": "web" if i % 2 else "books"})
     return docs

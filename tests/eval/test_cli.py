@@ -1,0 +1,66 @@
+"""``scalinglab eval`` end to end on an exported byte-level run: results.json, clean/dirty."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.eval.runner import evaluate
+from scalinglab.eval.scoring import Scorer
+from scalinglab.eval.tasks import resolve_task
+from scalinglab.eval.tokenizer import ByteTokenizer
+from scalinglab.train.checkpoint import load_model
+from tests.eval import data
+
+
+class SubstringIndex:
+    """Test stand-in with the n-gram index's ``dirty(text)`` interface: a text is dirty when
+    it contains one of the given phrases."""
+
+    def __init__(self, phrases: list[str]):
+        self.phrases = phrases
+
+    def dirty(self, text: str) -> bool:
+        return any(p in text for p in self.phrases)
+
+
+def test_cli_writes_results_beside_the_run(byte_run, tmp_path, capsys):
+    heldout = data.write_jsonl(tmp_path / "val_docs.jsonl", data.val_docs())
+    piqa = data.write_jsonl(tmp_path / "piqa.jsonl", data.PIQA)
+    tasks = f"heldout_bpb,heldout_cloze,heldout_continuation,piqa={piqa}"
+    rc = main(["eval", str(byte_run), "--tasks", tasks, "--shots", "0,1",
+               "--heldout", str(heldout), "--json"])
+    assert rc == 0
+    printed = json.loads(capsys.readouterr().out)
+    results = json.loads((byte_run / "results.json").read_text())
+    assert printed == results
+    assert set(results["tasks"]) == {"heldout_bpb", "heldout_cloze", "heldout_continuation",
+                                     "piqa"}
+    bpb = results["tasks"]["heldout_bpb"]["shots"]["0"]
+    assert results["bits_per_byte"] == bpb["bits_per_byte"] > 0
+    assert set(bpb["by_source"]) == {"web", "books"} and bpb["n"] == 12
+    for name in ("heldout_continuation", "piqa"):
+        for k in ("0", "1"):
+            m = results["tasks"][name]["shots"][k]
+            assert 0 <= m["acc"] <= 1 and 0 <= m["acc_norm"] <= 1 and m["n"] > 0
+    assert results["tasks"]["heldout_cloze"]["shots"]["1"]["perplexity"] > 1
+
+
+def test_cli_errors_are_one_line(byte_run, tmp_path, capsys):
+    assert main(["eval", str(byte_run), "--tasks", "piqa"]) == 2
+    assert "no data file" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "nope"), "--tasks", "piqa"]) == 2
+    assert main(["eval", str(byte_run), "--tasks", "heldout_bpb", "--shots", "x"]) == 2
+
+
+def test_clean_and_dirty_subsets_partition_the_task(byte_run, tmp_path):
+    piqa = data.write_jsonl(tmp_path / "piqa.jsonl", data.PIQA)
+    task = resolve_task(f"piqa={piqa}")
+    scorer = Scorer(load_model(byte_run), ByteTokenizer())
+    index = SubstringIndex(["Open a jar"])
+    res = evaluate(scorer, [task], [0], index=index)["tasks"]["piqa"]["shots"]["0"]
+    assert res["dirty"]["n"] == 1 and res["clean"]["n"] == 2
+    mean = (res["dirty"]["acc"] * 1 + res["clean"]["acc"] * 2) / 3
+    assert res["acc"] == pytest.approx(mean)
