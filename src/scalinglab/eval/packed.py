@@ -33,9 +33,19 @@ from scalinglab.model.transformer import (
 
 
 @torch.no_grad()
-def packed_logits(model: Transformer, tokens: torch.Tensor, positions: torch.Tensor,
+def causal_hidden(model: Transformer, tokens: torch.Tensor) -> torch.Tensor:
+    """``Transformer.forward`` without the output layer: (B, T) ids -> (B, T, D) final-norm
+    hidden states, so that logits are computed only at the positions that are scored."""
+    h = model.input_positions(model.tok_embeddings(tokens))
+    for layer in model.layers.values():
+        h = layer(h)
+    return model.norm(h)
+
+
+@torch.no_grad()
+def packed_hidden(model: Transformer, tokens: torch.Tensor, positions: torch.Tensor,
                   mask: torch.Tensor) -> torch.Tensor:
-    """Logits for packed rows.
+    """Final-norm hidden states for packed rows (``model.output`` of them gives the logits).
 
     Args:
         model: a whole (unsharded) Transformer.
@@ -44,7 +54,7 @@ def packed_logits(model: Transformer, tokens: torch.Tensor, positions: torch.Ten
         mask: (B, T, T) bool, ``mask[b, i, j]`` = query i may attend to key j.
 
     Returns:
-        (B, T, V) logits.
+        (B, T, D) hidden states.
     """
     h = model.tok_embeddings(tokens)  # (B, T, D)
     if isinstance(model.input_positions, LearnedPositions):
@@ -52,7 +62,7 @@ def packed_logits(model: Transformer, tokens: torch.Tensor, positions: torch.Ten
     for layer in model.layers.values():
         h = h + _attention(layer.attention, layer.attention_norm(h), positions, mask)
         h = h + layer.mlp(layer.mlp_norm(h))
-    return model.output(model.norm(h))
+    return model.norm(h)
 
 
 def _attention(attn: Attention, x: torch.Tensor, positions: torch.Tensor,

@@ -7,7 +7,7 @@ context becomes the end-of-text token), so scores agree with that harness on the
 
 Batching: a question's choices share its context. Each *group* (one context, several
 continuations) is packed into one row, ``[context | choice 1 | choice 2 | ...]``, run through
-:func:`scalinglab.eval.packed.packed_logits`, and rows are batched up to ``batch_tokens``.
+:func:`scalinglab.eval.packed.packed_hidden`, and rows are batched up to ``batch_tokens``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from scalinglab.errors import ScalinglabError
-from scalinglab.eval.packed import packed_logits
+from scalinglab.eval.packed import causal_hidden, packed_hidden
 from scalinglab.eval.tokenizer import Tokenizer
 from scalinglab.model.transformer import Transformer
 
@@ -155,11 +155,11 @@ class Scorer:
         tokens = tokens.to(self.device)
         if all(len(row.branches) == 1 for row in batch):
             # Plain causal rows: right padding cannot affect earlier positions.
-            logits = self.model(tokens)  # (B, T, V)
+            hidden = causal_hidden(self.model, tokens)  # (B, T, D)
         else:
-            logits = packed_logits(self.model, tokens, positions.to(self.device),
+            hidden = packed_hidden(self.model, tokens, positions.to(self.device),
                                    _packed_mask(segments).to(self.device))
-        return _gather_logliks(logits, batch)
+        return _gather_logliks(self.model, hidden, batch)
 
     # ------------------------------------------------------------------ rolling
 
@@ -237,17 +237,19 @@ def _packed_mask(segments: torch.Tensor) -> torch.Tensor:
     return causal & ((key == 0) | (key == query))
 
 
-def _gather_logliks(logits: torch.Tensor, batch: list[_Row]) -> list[list[LogLik]]:
-    """Sum the target log-probabilities of each branch; greedy = every target is the argmax."""
+def _gather_logliks(model: Transformer, hidden: torch.Tensor,
+                    batch: list[_Row]) -> list[list[LogLik]]:
+    """Sum the target log-probabilities of each branch; greedy = every target is the argmax.
+    Logits are computed only at the N predicting positions (not at all B x T)."""
     rows, cols, targets = [], [], []
     for i, row in enumerate(batch):
         for _, where, tgt in row.branches:
             rows += [i] * len(where)
             cols += where
             targets += tgt
-    picked = logits[torch.tensor(rows), torch.tensor(cols)].float()  # (N, V)
+    picked = model.output(hidden[torch.tensor(rows), torch.tensor(cols)]).float()  # (N, V)
     logp = picked.log_softmax(-1)
-    target = torch.tensor(targets, device=logits.device)
+    target = torch.tensor(targets, device=hidden.device)
     tok_ll = logp.gather(-1, target[:, None])[:, 0].double().cpu()
     greedy = (logp.argmax(-1) == target).cpu()
     out, k = [], 0

@@ -1,0 +1,61 @@
+"""Scored multiple-choice answers per second on CPU with a tiny model.
+
+Scores N four-way questions (random words; context ~90 bytes, choices ~30 bytes, byte-level
+tokens) with the ``tiny`` preset (vocab 257, context 128) twice: with each question's choices
+packed behind one shared context (what ``scalinglab eval`` does), and with every choice run as
+its own sequence. Prints questions/s and choices/s for both.
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/eval_speed.py --questions 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+import torch
+
+from scalinglab.eval.scoring import Group, Scorer
+from scalinglab.eval.tokenizer import ByteTokenizer
+from scalinglab.model.presets import tiny
+from scalinglab.model.transformer import build_model
+
+WORDS = "the of river stone garden music window paper silver autumn engine forest".split()
+
+
+def questions(n: int, seed: int = 0) -> list[tuple[str, list[str]]]:
+    rng = random.Random(seed)
+
+    def words(k: int) -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(k))
+
+    return [(words(15), [" " + words(5) for _ in range(4)]) for _ in range(n)]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--questions", type=int, default=1000)
+    p.add_argument("--batch-tokens", type=int, default=8192)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = build_model(tiny().merge({"vocab_size": 257, "max_seq_len": 128}), seed=0)
+    scorer = Scorer(model, ByteTokenizer(), batch_tokens=args.batch_tokens)
+    groups = [scorer.encode_group(c, conts) for c, conts in questions(args.questions)]
+    singles = [Group(g.context, [c]) for g in groups for c in g.continuations]
+    scorer.score_groups(groups[:8])  # warm-up
+    n_choices = sum(len(g.continuations) for g in groups)
+    print(f"tiny model ({sum(p.numel() for p in model.parameters()):,} params), "
+          f"{args.questions} four-way questions, torch threads {torch.get_num_threads()}")
+    for name, work in (("shared context", groups), ("one sequence per choice", singles)):
+        start = time.perf_counter()
+        scorer.score_groups(work)
+        seconds = time.perf_counter() - start
+        print(f"{name:>24}: {seconds:6.2f} s  {args.questions / seconds:8.0f} questions/s  "
+              f"{n_choices / seconds:8.0f} choices/s")
+
+
+if __name__ == "__main__":
+    main()
