@@ -64,3 +64,17 @@ def test_clean_and_dirty_subsets_partition_the_task(byte_run, tmp_path):
     assert res["dirty"]["n"] == 1 and res["clean"]["n"] == 2
     mean = (res["dirty"]["acc"] * 1 + res["clean"]["acc"] * 2) / 3
     assert res["acc"] == pytest.approx(mean)
+
+
+def test_sliding_windows_from_the_task_file(byte_run, tmp_path):
+    data.write_jsonl(tmp_path / "docs.jsonl", data.val_docs(n=3, words=40))
+    scorer = Scorer(load_model(byte_run), ByteTokenizer())
+    bpb = {}
+    for context_len in (1, 32):
+        (tmp_path / "t.yaml").write_text(f"name: bpb\ntype: rolling\nformat: text\n"
+                                         f"data: docs.jsonl\ncontext_len: {context_len}\n")
+        task = resolve_task(str(tmp_path / "t.yaml"))
+        res = evaluate(scorer, [task], [0, 5])["tasks"]["bpb"]["shots"]
+        assert list(res) == ["0"]  # no prompt, so no shots
+        bpb[context_len] = res["0"]["bits_per_byte"]
+    assert bpb[1] != bpb[32] and min(bpb.values()) > 0

@@ -109,3 +109,20 @@ def test_generation_greedy_stops_and_seeded_sampling_repeats():
     others = {scorer.generate("Hello", max_new_tokens=20, temperature=1.0, seed=s)
               for s in range(2, 6)}
     assert len(others | {s1}) > 1
+
+
+def test_whitespace_only_context_conditions_on_end_of_text():
+    scorer = Scorer(byte_model(), ByteTokenizer())
+    g = scorer.encode_group("  ", ["yes"])
+    assert g.context == [256] and g.continuations == [list(b"  yes")]
+    (res,) = scorer.loglikelihood_groups([("  ", ["yes"])])
+    assert res[0][0] == pytest.approx(naive_loglik(scorer.model, [256], list(b"  yes"))[0],
+                                      abs=1e-4)
+
+
+def test_continuation_longer_than_the_context_is_refused():
+    from scalinglab.errors import ScalinglabError
+
+    scorer = Scorer(byte_model(max_seq_len=16), ByteTokenizer())
+    with pytest.raises(ScalinglabError, match="longer than the model's context"):
+        scorer.loglikelihood_groups([("context", [" " + "x" * 20])])

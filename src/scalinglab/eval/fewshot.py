@@ -12,7 +12,7 @@ import random
 from collections.abc import Sequence
 from typing import TypeVar
 
-from scalinglab.eval.tasks.base import Example, TaskSpec
+from scalinglab.eval.tasks.base import Example, TaskError, TaskSpec
 
 T = TypeVar("T")
 
@@ -33,8 +33,6 @@ def render_query(spec: TaskSpec, ex: Example) -> str:
     try:
         return spec.template.format(**ex.fields)
     except (KeyError, IndexError, ValueError) as e:
-        from scalinglab.eval.tasks.base import TaskError
-
         raise TaskError(f"task {spec.name}: template {spec.template!r} cannot be filled: "
                         f"{e!r} (fields: {sorted(ex.fields)})") from None
 

@@ -31,7 +31,7 @@ def score_task(scorer: Scorer, task: Task, shots: int, seed: int = 0) -> list[di
     spec = task.spec
     if spec.type == TaskType.rolling:
         texts = [ex.text for ex in task.examples]
-        lls = scorer.rolling_loglikelihood(texts)
+        lls = scorer.rolling_loglikelihood(texts, spec.context_len)
         return [metrics.rolling(ll, t) for ll, t in zip(lls, texts, strict=True)]
     pool = task.fewshot_pool or task.examples
     requests = [

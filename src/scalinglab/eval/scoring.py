@@ -79,7 +79,8 @@ class Scorer:
         context = context[: len(context) - n_spaces]
         ctx = self.tokenizer.encode(context)
         conts = [self.tokenizer.encode(context + moved + c)[len(ctx):] for c in continuations]
-        return Group(ctx, conts)
+        # A whitespace-only context leaves nothing to condition on: use end-of-text instead.
+        return Group(ctx or [self.tokenizer.eot_id], conts)
 
     # ------------------------------------------------------------------ log-likelihoods
 
@@ -132,11 +133,12 @@ class Scorer:
         return rows
 
     def _batches(self, rows: list[_Row]) -> list[list[_Row]]:
+        """Rows sorted longest first, so a batch's first row sets its padded length."""
         batches: list[list[_Row]] = []
-        for row in rows:  # longest first, so a batch's first row sets its padded length
-            if batches and len(batches[-1][0].tokens) * (len(batches[-1]) + 1) <= \
-                    self.batch_tokens:
-                batches[-1].append(row)
+        for row in rows:
+            last = batches[-1] if batches else None
+            if last and len(last[0].tokens) * (len(last) + 1) <= self.batch_tokens:
+                last.append(row)
             else:
                 batches.append([row])
         return batches

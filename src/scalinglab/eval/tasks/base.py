@@ -58,6 +58,10 @@ class TaskSpec(Config):
     """JSONL file the shots are drawn from; empty: other examples of ``data``."""
     limit: int = 0
     """Score at most this many examples (0: all)."""
+    context_len: int = 1
+    """Rolling tasks: tokens every prediction sees at least when a document is longer than
+    the model's context (1: disjoint windows, as lm-evaluation-harness; larger: sliding
+    windows that overlap by context_len - 1 tokens)."""
 
 
 @dataclasses.dataclass
