@@ -59,21 +59,21 @@ def packed_hidden(model: Transformer, tokens: torch.Tensor, positions: torch.Ten
     h = model.tok_embeddings(tokens)  # (B, T, D)
     if isinstance(model.input_positions, LearnedPositions):
         h = h + model.input_positions.weight[positions]
+    bias = torch.zeros(mask.shape, dtype=h.dtype, device=h.device)
+    bias = bias.masked_fill(~mask, float("-inf"))[:, None]  # (B, 1, T, T), shared by layers
     for layer in model.layers.values():
-        h = h + _attention(layer.attention, layer.attention_norm(h), positions, mask)
+        h = h + _attention(layer.attention, layer.attention_norm(h), positions, bias)
         h = h + layer.mlp(layer.mlp_norm(h))
     return model.norm(h)
 
 
 def _attention(attn: Attention, x: torch.Tensor, positions: torch.Tensor,
-               mask: torch.Tensor) -> torch.Tensor:
+               bias: torch.Tensor) -> torch.Tensor:
     b, t, _ = x.shape
     q = attn.wq(x).view(b, t, -1, attn.d_head).transpose(1, 2)  # (B, H, T, K)
     k = attn.wk(x).view(b, t, -1, attn.d_head).transpose(1, 2)
     v = attn.wv(x).view(b, t, -1, attn.d_head).transpose(1, 2)
     pos = attn.positions
-    bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device)
-    bias = bias.masked_fill(~mask, float("-inf"))[:, None]  # (B, 1, T, T)
     if isinstance(pos, Rotary):
         q, k = _rotary(pos, q, k, positions)
     elif isinstance(pos, RelativeXL):
