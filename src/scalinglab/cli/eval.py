@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from scalinglab.cli.common import print_json, print_table
 from scalinglab.errors import ScalinglabError
 
@@ -19,40 +16,14 @@ def _ints(text: str) -> list[int]:
     return values
 
 
-def _heldout_for(run_dir: Path) -> Path | None:
-    """``val_docs.jsonl`` of the shards the run trained on, if any."""
-    config = run_dir / "config.json"
-    if not config.is_file():
-        return None
-    data = json.loads(config.read_text()).get("data") or ""
-    path = Path(data) / "val_docs.jsonl"
-    return path if data and path.is_file() else None
-
-
 def run(args) -> int:
-    from scalinglab.eval.contamination import load_index
-    from scalinglab.eval.model_io import load_eval_model, run_dir_of
-    from scalinglab.eval.runner import evaluate
-    from scalinglab.eval.scoring import Scorer
-    from scalinglab.eval.tasks import resolve_task
-    from scalinglab.eval.tokenizer import load_tokenizer, tokenizer_for_run
-    from scalinglab.train.checkpoint import atomic_write_json
+    from scalinglab.eval.api import evaluate_run
 
-    run_dir = run_dir_of(args.model)
-    model = load_eval_model(args.model, device=args.device)
-    vocab = model.config.vocab_size
-    tok = load_tokenizer(args.tokenizer) if args.tokenizer else tokenizer_for_run(run_dir, vocab)
-    if tok.vocab_size > vocab:
-        raise ScalinglabError(f"tokenizer has {tok.vocab_size} ids but the model only {vocab}")
-    heldout = args.heldout or _heldout_for(run_dir)
-    tasks = [resolve_task(t, heldout, args.seed, args.limit)
-             for t in args.tasks.split(",") if t.strip()]
-    index = load_index(args.index) if args.index else None
-    scorer = Scorer(model, tok, batch_tokens=args.batch_tokens, progress=not args.json)
-    results = evaluate(scorer, tasks, _ints(args.shots), args.seed, index,
-                       model=str(args.model), tokenizer=getattr(tok, "path", "bytes"))
-    out = Path(args.out) if args.out else run_dir / "results.json"
-    atomic_write_json(out, results)
+    tasks = [t for t in args.tasks.split(",") if t.strip()]
+    results, out = evaluate_run(
+        args.model, tasks, _ints(args.shots), tokenizer=args.tokenizer, heldout=args.heldout,
+        index=args.index, seed=args.seed, limit=args.limit, device=args.device,
+        batch_tokens=args.batch_tokens, out=args.out, progress=not args.json)
     if args.json:
         print_json(results)
     else:
