@@ -64,6 +64,38 @@ metric_list:
 """
 
 
+WINOGRANDE_YAML = """task: sl_winogrande
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {path}
+test_split: test
+output_type: multiple_choice
+doc_to_text: !function wg_utils.doc_to_text
+doc_to_target: !function wg_utils.doc_to_target
+doc_to_choice: !function wg_utils.doc_to_choice
+metric_list:
+  - metric: acc
+  - metric: acc_norm
+"""
+
+# WinoGrande's partial scoring as lm-eval defines it: the options end the contexts (several
+# inputs) and the rest of the sentence is the one target.
+WG_UTILS = """
+def doc_to_text(doc):
+    return {"1": 0, "2": 1}[doc["answer"]]
+
+
+def doc_to_target(doc):
+    return doc["sentence"][doc["sentence"].index("_") + 1:].strip()
+
+
+def doc_to_choice(doc):
+    idx = doc["sentence"].index("_")
+    return [doc["sentence"][:idx] + o for o in (doc["option1"], doc["option2"])]
+"""
+
+
 def write_tasks(tmp: Path) -> dict[str, Path]:
     """The same data as scalinglab tasks (paths) and as lm-eval task YAMLs (in tmp/yaml)."""
     heldout = data.write_jsonl(tmp / "val_docs.jsonl", data.val_docs(n=30, words=40))
@@ -75,8 +107,15 @@ def write_tasks(tmp: Path) -> dict[str, Path]:
     piqa = data.write_jsonl(tmp / "piqa.jsonl", data.PIQA * 3)
     lambada = data.write_jsonl(tmp / "lambada.jsonl", data.LAMBADA + [
         {"text": d["text"][:120].rsplit(" ", 1)[0]} for d in data.val_docs(n=10)])
+    arc = data.write_jsonl(tmp / "arc.jsonl", data.ARC * 3)
+    wino = data.write_jsonl(tmp / "winogrande.jsonl", data.WINOGRANDE * 3)
     ydir = tmp / "yaml"
     ydir.mkdir()
+    (ydir / "sl_arc.yaml").write_text(MC_YAML.format(
+        name="sl_arc", path=arc, text="Question: {{question}}\\nAnswer:",
+        target='"{{choices.label.index(answerKey)}}"', choice="{{choices.text}}"))
+    (ydir / "sl_winogrande.yaml").write_text(WINOGRANDE_YAML.format(path=wino))
+    (ydir / "wg_utils.py").write_text(WG_UTILS)
     (ydir / "sl_mc.yaml").write_text(MC_YAML.format(
         name="sl_mc", path=mc, text="{{query}}", target="gold", choice="{{choices}}"))
     (ydir / "sl_piqa.yaml").write_text(MC_YAML.format(
@@ -84,7 +123,8 @@ def write_tasks(tmp: Path) -> dict[str, Path]:
         choice="{{[sol1, sol2]}}"))
     (ydir / "sl_bpb.yaml").write_text(ROLLING_YAML.format(path=heldout))
     (ydir / "sl_lambada.yaml").write_text(CLOZE_YAML.format(path=lambada))
-    return {"heldout": heldout, "mc": mc, "piqa": piqa, "lambada": lambada, "yaml": ydir}
+    return {"heldout": heldout, "mc": mc, "piqa": piqa, "lambada": lambada, "arc": arc,
+            "winogrande": wino, "yaml": ydir}
 
 
 @pytest.mark.slow
@@ -100,18 +140,22 @@ def test_lm_eval_and_scalinglab_agree(byte_run, tmp_path, monkeypatch):
     lm = ScalinglabLM(pretrained=str(byte_run))
     manager = TaskManager(include_path=str(paths["yaml"]), include_defaults=False)
     theirs = lm_eval.simple_evaluate(
-        model=lm, tasks=["sl_mc", "sl_piqa", "sl_bpb", "sl_lambada"], task_manager=manager,
+        model=lm, tasks=["sl_mc", "sl_piqa", "sl_arc", "sl_winogrande", "sl_bpb", "sl_lambada"],
+        task_manager=manager,
         num_fewshot=0, bootstrap_iters=0, log_samples=False)["results"]
 
     mc = resolve_task(f"mc={paths['mc']}")
     tasks = [dataclasses.replace(mc, spec=dataclasses.replace(mc.spec, name="mc")),
-             resolve_task(f"piqa={paths['piqa']}"),
+             resolve_task(f"piqa={paths['piqa']}"), resolve_task(f"arc={paths['arc']}"),
+             resolve_task(f"winogrande={paths['winogrande']}"),
              resolve_task("heldout_bpb", heldout=paths["heldout"]),
              resolve_task(f"lambada={paths['lambada']}")]
     scorer = Scorer(load_model(byte_run), ByteTokenizer())
     ours = evaluate(scorer, tasks, [0])["tasks"]
 
     pairs = [("sl_mc", "mc", ["acc", "acc_norm"]), ("sl_piqa", "piqa", ["acc", "acc_norm"]),
+             ("sl_arc", "arc", ["acc", "acc_norm"]),
+             ("sl_winogrande", "winogrande", ["acc", "acc_norm"]),
              ("sl_bpb", "heldout_bpb", ["bits_per_byte", "byte_perplexity", "word_perplexity"]),
              ("sl_lambada", "lambada", ["acc", "perplexity"])]
     for their_name, our_name, keys in pairs:
