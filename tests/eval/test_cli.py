@@ -78,3 +78,17 @@ def test_sliding_windows_from_the_task_file(byte_run, tmp_path):
         assert list(res) == ["0"]  # no prompt, so no shots
         bpb[context_len] = res["0"]["bits_per_byte"]
     assert bpb[1] != bpb[32] and min(bpb.values()) > 0
+
+
+def test_generation_task_exact_match(byte_run, tmp_path):
+    scorer = Scorer(load_model(byte_run), ByteTokenizer())
+    prompts = ["abc", "Hello", "The "]
+    produced = [scorer.generate(p, ["\n"], 6) for p in prompts]
+    records = [{"context": p, "target": t} for p, t in zip(prompts, produced, strict=True)]
+    records[2]["target"] = produced[2] + "no"  # one the model does not produce
+    path = data.write_jsonl(tmp_path / "gen.jsonl", records)
+    (tmp_path / "gen.yaml").write_text("name: gen\ntype: generate\nformat: cloze\n"
+                                       "template: '{context}'\ntarget_delimiter: ''\n"
+                                       f"data: {path}\nmax_new_tokens: 6\n")
+    res = evaluate(scorer, [resolve_task(str(tmp_path / "gen.yaml"))], [0])
+    assert res["tasks"]["gen"]["shots"]["0"] == {"exact_match": pytest.approx(2 / 3), "n": 3}

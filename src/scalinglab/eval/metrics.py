@@ -6,6 +6,7 @@ Definitions follow lm-evaluation-harness so that numbers agree with it:
   same after dividing each log-likelihood by the choice's length in characters; ``acc_bytes``
   divides by its length in UTF-8 bytes (ties go to the first choice, as ``numpy.argmax``);
 - cloze: ``acc`` = the target is the greedy continuation; ``perplexity`` = exp(-mean ll);
+- generate: ``exact_match`` of the generated text and the target, both stripped;
 - rolling: ``bits_per_byte`` = -sum(ll) / sum(bytes) / ln 2, ``byte_perplexity`` =
   exp(-sum(ll) / sum(bytes)), ``word_perplexity`` = exp(-sum(ll) / sum(words)), where words are
   the pieces of ``re.split(r"\\s+", text)``.
@@ -37,6 +38,10 @@ def cloze(ll: float, greedy: bool) -> dict[str, float]:
     return {"acc": float(greedy), "loglikelihood": ll}
 
 
+def generated(text: str, target: str) -> dict[str, float]:
+    return {"exact_match": float(text.strip() == target.strip())}
+
+
 def rolling(ll: float, text: str) -> dict[str, float]:
     return {"loglikelihood": ll, "bytes": len(text.encode("utf-8")),
             "words": len(re.split(r"\s+", text))}
@@ -54,6 +59,8 @@ def aggregate(kind: str, records: list[dict[str, Any]]) -> dict[str, float]:
         return {"bits_per_byte": -total / nbytes / math.log(2),
                 "byte_perplexity": math.exp(-total / nbytes),
                 "word_perplexity": math.exp(-total / words), "n": n}
+    if kind == "generate":
+        return {"exact_match": sum(r["exact_match"] for r in records) / n, "n": n}
     if kind == "cloze":
         mean_ll = sum(r["loglikelihood"] for r in records) / n
         return {"acc": sum(r["acc"] for r in records) / n, "perplexity": math.exp(-mean_ll),

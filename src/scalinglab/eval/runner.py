@@ -3,16 +3,17 @@
 ``results.json`` schema (read by the study report)::
 
     {"model": "runs/x", "tokenizer": "bytes" | "path/tokenizer.json", "seed": 0,
-     "tasks": {TASK: {"type": "multiple_choice" | "cloze" | "rolling",
+     "tasks": {TASK: {"type": "multiple_choice" | "cloze" | "rolling" | "generate",
                       "shots": {"0": {"acc": .., "acc_norm": .., "acc_bytes": .., "n": ..,
                                       "clean": {...same keys...}, "dirty": {...}}}}},
      "bits_per_byte": float | null}
 
 Multiple choice has ``acc``, ``acc_norm``, ``acc_bytes``; cloze has ``acc`` (greedy exact
-match) and ``perplexity``; rolling tasks have ``bits_per_byte``, ``byte_perplexity``,
-``word_perplexity`` and ``by_source`` (the same per document source), under shots ``"0"`` only
-(no prompt). ``clean``/``dirty`` appear when a contamination index was given. The top-level
-``bits_per_byte`` is that of ``heldout_bpb`` when it was run.
+match) and ``perplexity``; generate has ``exact_match``; rolling tasks have
+``bits_per_byte``, ``byte_perplexity``, ``word_perplexity`` and ``by_source`` (the same per
+document source), under shots ``"0"`` only (no prompt). ``clean``/``dirty`` appear when a
+contamination index was given. The top-level ``bits_per_byte`` is that of ``heldout_bpb``
+when it was run.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def score_task(scorer: Scorer, task: Task, shots: int, seed: int = 0) -> list[di
         render_requests(spec, ex, sample_shots(pool, shots, seed, i, exclude=ex))
         for i, ex in enumerate(task.examples)
     ]
+    if spec.type == TaskType.generate:
+        texts = [scorer.generate(r[0][0], spec.until, spec.max_new_tokens, spec.temperature,
+                                 seed=seed * 1_000_003 + i) for i, r in enumerate(requests)]
+        return [metrics.generated(t, ex.choices[0])
+                for t, ex in zip(texts, task.examples, strict=True)]
     if spec.type == TaskType.cloze:
         results = scorer.loglikelihood([r[0] for r in requests])
         return [metrics.cloze(ll, greedy) for ll, greedy in results]

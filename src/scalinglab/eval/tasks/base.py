@@ -30,6 +30,8 @@ class TaskType(enum.StrEnum):
     """Score one target continuation: greedy exact match and perplexity."""
     rolling = "rolling"
     """Log-likelihood of whole documents: bits per byte, byte and word perplexity."""
+    generate = "generate"
+    """Generate until a stop sequence; exact match of the stripped text with the target."""
 
 
 @dataclasses.dataclass
@@ -58,6 +60,12 @@ class TaskSpec(Config):
     """JSONL file the shots are drawn from; empty: other examples of ``data``."""
     limit: int = 0
     """Score at most this many examples (0: all)."""
+    until: list[str] = dataclasses.field(default_factory=lambda: ["\n"])
+    """Generation tasks: stop sequences."""
+    max_new_tokens: int = 32
+    """Generation tasks: most tokens generated per example."""
+    temperature: float = 0.0
+    """Generation tasks: 0 is greedy; above 0, sampled with the task seed."""
     context_len: int = 1
     """Rolling tasks: tokens every prediction sees at least when a document is longer than
     the model's context (1: disjoint windows, as lm-evaluation-harness; larger: sliding
