@@ -92,3 +92,28 @@ def test_generation_task_exact_match(byte_run, tmp_path):
                                        f"data: {path}\nmax_new_tokens: 6\n")
     res = evaluate(scorer, [resolve_task(str(tmp_path / "gen.yaml"))], [0])
     assert res["tasks"]["gen"]["shots"]["0"] == {"exact_match": pytest.approx(2 / 3), "n": 3}
+
+
+def test_results_accumulate_and_unchanged_entries_are_reused(tmp_path):
+    from scalinglab.eval.api import evaluate_run
+    from scalinglab.train.checkpoint import export_model
+    from tests.eval.conftest import byte_model
+
+    run = tmp_path / "run"
+    model = byte_model()
+    export_model(run, model, model.config)
+    piqa = data.write_jsonl(tmp_path / "piqa.jsonl", data.PIQA)
+    arc = data.write_jsonl(tmp_path / "arc.jsonl", data.ARC)
+    evaluate_run(run, [f"piqa={piqa}"], [0], progress=False)
+    results = json.loads((run / "results.json").read_text())
+    results["tasks"]["piqa"]["shots"]["0"]["acc"] = "kept"  # a marker: reused, not rescored
+    (run / "results.json").write_text(json.dumps(results))
+    results, _ = evaluate_run(run, [f"piqa={piqa}", f"arc={arc}"], [0, 1], progress=False)
+    assert results["tasks"]["piqa"]["shots"]["0"]["acc"] == "kept"
+    assert set(results["tasks"]["piqa"]["shots"]) == {"0", "1"} and "arc" in results["tasks"]
+    data.write_jsonl(piqa, data.PIQA[:2])  # changed data: that task is scored again
+    results, _ = evaluate_run(run, [f"piqa={piqa}"], [0], progress=False)
+    assert results["tasks"]["piqa"]["shots"]["0"]["n"] == 2 and "arc" in results["tasks"]
+    export_model(run, byte_model(seed=1), model.config)  # new weights: nothing is reused
+    results, _ = evaluate_run(run, [f"arc={arc}"], [0], progress=False)
+    assert set(results["tasks"]) == {"arc"}

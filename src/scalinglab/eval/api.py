@@ -60,8 +60,29 @@ def evaluate_run(model: str | Path, tasks: list[str], shots: list[int],
     loaded = [resolve_task(t, heldout, seed, limit) for t in tasks]
     dirty_index = load_index(index) if index else None
     scorer = Scorer(net, tok, batch_tokens=batch_tokens, progress=progress)
-    results = evaluate(scorer, loaded, shots, seed, dirty_index, model=str(model),
-                       tokenizer=getattr(tok, "path", "bytes"))
     path = Path(out) if out else run_dir / "results.json"
+    results = evaluate(
+        scorer, loaded, shots, seed, dirty_index, model=str(model),
+        tokenizer=getattr(tok, "path", "bytes"), model_id=model_id(model),
+        index_id=str(Path(index).resolve()) if index else "", previous=_previous(path),
+        on_update=lambda r: atomic_write_json(path, r))
     atomic_write_json(path, results)
     return results, path
+
+
+def model_id(model: str | Path) -> str:
+    """Size, modification time and inode of the weights: they change whenever the weights are
+    rewritten (exports replace the file atomically, so the inode changes too)."""
+    path = Path(model)
+    weights = path / "model.safetensors" if path.is_dir() else path
+    st = weights.stat()
+    return f"{st.st_size}-{st.st_mtime_ns}-{st.st_ino}"
+
+
+def _previous(path: Path) -> dict[str, Any] | None:
+    """Earlier results at ``path``, if readable (an unreadable file is simply redone)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None

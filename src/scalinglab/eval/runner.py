@@ -2,8 +2,10 @@
 
 ``results.json`` schema (read by the study report)::
 
-    {"model": "runs/x", "tokenizer": "bytes" | "path/tokenizer.json", "seed": 0,
+    {"model": "runs/x", "model_id": "SIZE-MTIME-INODE of the weights", "seed": 0,
+     "tokenizer": "bytes" | "path/tokenizer.json",
      "tasks": {TASK: {"type": "multiple_choice" | "cloze" | "rolling" | "generate",
+                      "key": "digest of the task file, examples, seed and index",
                       "shots": {"0": {"acc": .., "acc_norm": .., "acc_bytes": .., "n": ..,
                                       "clean": {...same keys...}, "dirty": {...}}}}},
      "bits_per_byte": float | null}
@@ -13,11 +15,15 @@ match) and ``perplexity``; generate has ``exact_match``; rolling tasks have
 ``bits_per_byte``, ``byte_perplexity``, ``word_perplexity`` and ``by_source`` (the same per
 document source), under shots ``"0"`` only (no prompt). ``clean``/``dirty`` appear when a
 contamination index was given. The top-level ``bits_per_byte`` is that of ``heldout_bpb``
-when it was run.
+when it was run. Results of earlier invocations on the same weights are kept, so one
+``results.json`` gathers every task evaluated on a run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable
 from typing import Any
 
 from scalinglab.eval import metrics
@@ -75,18 +81,44 @@ def summarize(task: Task, records: list[dict[str, Any]],
     return out
 
 
+def task_key(task: Task, seed: int, index_id: str = "") -> str:
+    """A digest of everything a task's numbers depend on besides the model: its task file,
+    examples, few-shot pool, seed and contamination index."""
+    def digest(examples: list) -> list:
+        return [[ex.text, ex.choices, ex.gold, ex.continuation] for ex in examples]
+
+    payload = json.dumps([task.spec.as_dict(), seed, index_id, digest(task.examples),
+                          digest(task.fewshot_pool)], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
 def evaluate(scorer: Scorer, tasks: list[Task], shots: list[int], seed: int = 0,
              index: DirtyCheck | None = None, model: str = "", tokenizer: str = "",
-             ) -> dict[str, Any]:
-    """Score every task at every shot count; see the module docstring for the schema."""
-    results: dict[str, Any] = {"model": model, "tokenizer": tokenizer, "seed": seed,
-                               "tasks": {}, "bits_per_byte": None}
+             model_id: str = "", index_id: str = "", previous: dict[str, Any] | None = None,
+             on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Score every task at every shot count; see the module docstring for the schema.
+
+    Resuming: when ``previous`` results have the same ``model_id``, their other tasks are kept
+    and a (task, shots) entry whose task key is unchanged is reused rather than rescored.
+    ``on_update`` gets the results after every scored entry (to save progress).
+    """
+    results: dict[str, Any] = {"model": model, "model_id": model_id, "tokenizer": tokenizer,
+                               "seed": seed, "tasks": {}, "bits_per_byte": None}
+    if previous and model_id and previous.get("model_id") == model_id:
+        results["tasks"] = dict(previous.get("tasks", {}))
+        results["bits_per_byte"] = previous.get("bits_per_byte")
     for task in tasks:
+        name, key = task.spec.name, task_key(task, seed, index_id)
+        entry = results["tasks"].get(name)
+        if not entry or entry.get("key") != key:
+            entry = results["tasks"][name] = {"type": task.spec.type.value, "key": key,
+                                              "shots": {}}
         flags = dirty_flags(index, [ex.text for ex in task.examples])
-        counts = [0] if task.spec.type == TaskType.rolling else shots
-        per_shot = {str(k): summarize(task, score_task(scorer, task, k, seed), flags)
-                    for k in counts}
-        results["tasks"][task.spec.name] = {"type": task.spec.type.value, "shots": per_shot}
-        if task.spec.name == "heldout_bpb":
-            results["bits_per_byte"] = per_shot["0"]["bits_per_byte"]
+        for k in [0] if task.spec.type == TaskType.rolling else shots:
+            if str(k) not in entry["shots"]:
+                entry["shots"][str(k)] = summarize(task, score_task(scorer, task, k, seed), flags)
+                if on_update:
+                    on_update(results)
+        if name == "heldout_bpb":
+            results["bits_per_byte"] = entry["shots"]["0"]["bits_per_byte"]
     return results
