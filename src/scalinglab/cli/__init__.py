@@ -13,7 +13,7 @@ import sys
 
 from scalinglab.errors import ScalinglabError
 
-STAGES = ["models", "train", "demo", "eval"]
+STAGES = ["models", "train", "demo", "plan", "fit", "allocate", "eval"]
 
 
 def build_parser() -> argparse.ArgumentParser:
