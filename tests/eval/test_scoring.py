@@ -126,3 +126,38 @@ def test_continuation_longer_than_the_context_is_refused():
     scorer = Scorer(byte_model(max_seq_len=16), ByteTokenizer())
     with pytest.raises(ScalinglabError, match="longer than the model's context"):
         scorer.loglikelihood_groups([("context", [" " + "x" * 20])])
+
+
+class DoubledLogits(torch.nn.Module):
+    """A model whose forward differs from what packed.py mirrors (logits scaled by 2)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.config = inner.config
+        for name in ("tok_embeddings", "input_positions", "layers", "norm", "output"):
+            setattr(self, name, getattr(inner, name))
+
+    def forward(self, tokens):
+        return 2 * self.inner(tokens)
+
+
+def test_fast_paths_fall_back_to_the_model_forward_when_they_disagree():
+    model = DoubledLogits(byte_model())
+    with pytest.warns(UserWarning, match="disagrees with Transformer.forward"):
+        scorer = Scorer(model, ByteTokenizer())
+    assert scorer.plain_forward and not scorer.share_context
+    (res,) = scorer.loglikelihood_groups([("abc", [" x", " yz"])])
+    for cont, (ll, _) in zip([" x", " yz"], res, strict=True):
+        assert ll == pytest.approx(naive_loglik(model, list(b"abc"), list(cont.encode()))[0],
+                                   abs=1e-4)
+
+
+def test_unshared_scoring_agrees_with_shared():
+    model = byte_model("rotary")
+    groups = [("The cat sat on the", [" mat", " dog", " a"]), ("Q:", [" 4", " 55"])]
+    shared = Scorer(model, ByteTokenizer()).loglikelihood_groups(groups)
+    alone = Scorer(model, ByteTokenizer(), share_context=False)
+    assert not alone.share_context
+    for a, b in zip(shared, alone.loglikelihood_groups(groups), strict=True):
+        assert [x[0] for x in a] == pytest.approx([x[0] for x in b], abs=1e-4)

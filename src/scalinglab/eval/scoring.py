@@ -12,6 +12,7 @@ continuations) is packed into one row, ``[context | choice 1 | choice 2 | ...]``
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -56,12 +57,36 @@ class Scorer:
     """
 
     def __init__(self, model: Transformer, tokenizer: Tokenizer, batch_tokens: int = 8192,
-                 progress: bool = False):
+                 progress: bool = False, share_context: bool = True):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.batch_tokens = batch_tokens
         self.progress = progress
         self.device = next(model.parameters()).device
+        # Both fast paths mirror Transformer.forward; a probe checks them against it.
+        self.plain_forward = False
+        self.share_context = share_context
+        self._check_against_forward(share_context)
+
+    def _check_against_forward(self, share_context: bool) -> None:
+        """Score a probe with the fast paths and with ``Transformer.forward``; where they
+        disagree (a model change ``packed.py`` does not mirror), fall back to the plain forward
+        pass (full logits, every choice separately) and warn."""
+        v = self.model.config.vocab_size
+        ctx, conts = [1 % v, 2 % v, 3 % v], [[4 % v, 5 % v], [6 % v, 7 % v, 8 % v]]
+        with torch.no_grad():
+            ref = [_reference_loglik(self.model, ctx, c) for c in conts]
+        for share in (False, True) if share_context else (False,):
+            self.share_context = share
+            got = [ll for ll, _ in self.score_groups([Group(ctx, conts)])[0]]
+            if not all(abs(a - b) <= 1e-3 * max(1.0, abs(b)) for a, b in zip(got, ref,
+                                                                              strict=True)):
+                self.plain_forward = not share
+                self.share_context = False
+                warnings.warn("fast scoring disagrees with Transformer.forward; using the plain "
+                              "forward pass (slower)", stacklevel=3)
+                return
+        self.share_context = share_context
 
     @property
     def max_len(self) -> int:
@@ -118,9 +143,10 @@ class Scorer:
             return []
         if any(not c for c in conts):
             raise ScalinglabError("cannot score an empty continuation (it has no tokens)")
-        if len(group.context) + max(len(c) for c in conts) - 1 <= self.max_len:
+        fits = len(group.context) + max(len(c) for c in conts) - 1 <= self.max_len
+        if fits and (self.share_context or len(conts) == 1):
             return [_pack_row(g, group.context, list(enumerate(conts)))]
-        rows = []
+        rows = []  # one row per branch, truncated from the left where needed
         for b, cont in enumerate(conts):
             if len(cont) > self.max_len:
                 raise ScalinglabError(
@@ -155,13 +181,15 @@ class Scorer:
             positions[i, :n] = torch.tensor(row.positions)
             segments[i, :n] = torch.tensor(row.segments)
         tokens = tokens.to(self.device)
+        if self.plain_forward:
+            return _gather_logliks(torch.nn.Identity(), self.model(tokens), batch)
         if all(len(row.branches) == 1 for row in batch):
             # Plain causal rows: right padding cannot affect earlier positions.
             hidden = causal_hidden(self.model, tokens)  # (B, T, D)
         else:
             hidden = packed_hidden(self.model, tokens, positions.to(self.device),
                                    _packed_mask(segments).to(self.device))
-        return _gather_logliks(self.model, hidden, batch)
+        return _gather_logliks(self.model.output, hidden, batch)
 
     # ------------------------------------------------------------------ rolling
 
@@ -211,6 +239,13 @@ class Scorer:
         return _cut(self.tokenizer.decode(out), until or [])
 
 
+def _reference_loglik(model: Transformer, context: list[int], cont: list[int]) -> float:
+    """One request through ``Transformer.forward`` itself (the probe's reference)."""
+    logp = model(torch.tensor([context + cont[:-1]], device=next(model.parameters()).device))
+    logp = logp[0, -len(cont):].float().log_softmax(-1)  # (len(cont), V)
+    return float(logp.gather(-1, torch.tensor(cont, device=logp.device)[:, None]).sum())
+
+
 def _cut(text: str, until: list[str]) -> str:
     cuts = [text.index(s) for s in until if s and s in text]
     return text[: min(cuts)] if cuts else text
@@ -239,17 +274,17 @@ def _packed_mask(segments: torch.Tensor) -> torch.Tensor:
     return causal & ((key == 0) | (key == query))
 
 
-def _gather_logliks(model: Transformer, hidden: torch.Tensor,
+def _gather_logliks(head: torch.nn.Module, hidden: torch.Tensor,
                     batch: list[_Row]) -> list[list[LogLik]]:
     """Sum the target log-probabilities of each branch; greedy = every target is the argmax.
-    Logits are computed only at the N predicting positions (not at all B x T)."""
+    ``head`` (the output layer) is applied only at the N predicting positions."""
     rows, cols, targets = [], [], []
     for i, row in enumerate(batch):
         for _, where, tgt in row.branches:
             rows += [i] * len(where)
             cols += where
             targets += tgt
-    picked = model.output(hidden[torch.tensor(rows), torch.tensor(cols)]).float()  # (N, V)
+    picked = head(hidden[torch.tensor(rows), torch.tensor(cols)]).float()  # (N, V)
     logp = picked.log_softmax(-1)
     target = torch.tensor(targets, device=hidden.device)
     tok_ll = logp.gather(-1, target[:, None])[:, 0].double().cpu()
