@@ -127,3 +127,14 @@ def test_rolling_and_cloze_aggregates():
     c = metrics.aggregate("cloze", [metrics.cloze(-1.0, True), metrics.cloze(-3.0, False)])
     assert c == {"acc": 0.5, "perplexity": pytest.approx(math.exp(2.0)), "n": 2}
     assert metrics.aggregate("multiple_choice", []) == {"n": 0}
+
+
+def test_heldout_continuation_skips_passages_other_documents_repeat(tmp_path):
+    docs = data.val_docs(n=6, words=40)
+    for d in docs[1:4]:
+        d["text"] = docs[0]["text"]  # four copies of one document (e.g. boilerplate)
+    path = data.write_jsonl(tmp_path / "val_docs.jsonl", docs)
+    task = resolve_task("heldout_continuation", heldout=path, seed=0)
+    assert task.examples
+    for e in task.examples + task.fewshot_pool:
+        assert len(set(e.choices)) == 4 and e.choices.count(e.choices[e.gold]) == 1

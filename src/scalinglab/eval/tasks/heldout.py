@@ -80,16 +80,26 @@ def continuation_examples(docs: list[dict], seed: int) -> list[tuple[str, Exampl
         s = rng.randrange(len(spans[i]) - need + 1)
         context = " ".join(spans[i][s: s + CONTEXT_WORDS])
         true = " ".join(spans[i][s + CONTEXT_WORDS: s + need])
-        choices = [true] + [_random_span(spans[j], rng) for j in rng.sample(others, N_CHOICES - 1)]
+        choices = _distractors(true, [spans[j] for j in rng.sample(others, len(others))], rng)
+        if len(choices) < N_CHOICES:
+            continue  # other documents repeat this passage: no unambiguous question
         rng.shuffle(choices)
         out.append((docs[i]["id"], Example({"query": context}, choices, choices.index(true),
                                            text=context + " " + true, source=docs[i]["source"])))
     return out
 
 
-def _random_span(words: list[str], rng: random.Random) -> str:
-    s = rng.randrange(len(words) - CONTINUATION_WORDS + 1)
-    return " ".join(words[s: s + CONTINUATION_WORDS])
+def _distractors(true: str, candidates: list[list[str]], rng: random.Random) -> list[str]:
+    """``true`` and up to N_CHOICES - 1 distinct random spans, one per candidate document."""
+    choices = [true]
+    for words in candidates:
+        s = rng.randrange(len(words) - CONTINUATION_WORDS + 1)
+        span = " ".join(words[s: s + CONTINUATION_WORDS])
+        if span not in choices:
+            choices.append(span)
+        if len(choices) == N_CHOICES:
+            break
+    return choices
 
 
 def heldout_task(fmt: str, path, seed: int) -> tuple[list[Example], list[Example]]:
