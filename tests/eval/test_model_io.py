@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from scalinglab.cli import main
+from scalinglab.data.shards import write_shard
 from scalinglab.eval.model_io import load_eval_model, run_dir_of
 from scalinglab.eval.scoring import Scorer
 from scalinglab.eval.tokenizer import (
@@ -42,6 +44,7 @@ def test_run_tokenizer_found_through_shard_meta(tmp_path):
     shards.mkdir()
     train_bpe(shards / "bpe.json", [r["goal"] + " " + r["sol1"] for r in PIQA] * 20)
     (shards / "meta.json").write_text(json.dumps({"tokenizer": "bpe.json"}))
+    write_shard(shards, "train", 0, np.array([5, 6, 0]), vocab_size=300, eot_id=0)
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"data": str(shards)}))

@@ -48,14 +48,14 @@ class ByteTokenizer:
 class HFTokenizer:
     """A ``tokenizers`` JSON file; end-of-text is ``<|endoftext|>``."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, eot_id: int | None = None):
         from tokenizers import Tokenizer as _HF
 
         try:
             self._tok = _HF.from_file(str(path))
         except Exception as e:  # noqa: BLE001 - any unreadable file gets one clear message
             raise TokenizerError(f"{path}: cannot load tokenizer: {e}") from None
-        eot = self._tok.token_to_id(EOT_TOKEN)
+        eot = self._tok.token_to_id(EOT_TOKEN) if eot_id is None else eot_id
         if eot is None:
             raise TokenizerError(f"{path}: tokenizer has no {EOT_TOKEN} token")
         self.eot_id = eot
@@ -86,9 +86,9 @@ def tokenizer_for_run(path: str | Path, vocab_size: int) -> Tokenizer:
     tokenizer file is taken to be byte-level, like the demo's.
     """
     run_dir = Path(path) if Path(path).is_dir() else Path(path).parent
-    found = _tokenizer_file(run_dir)
+    found, eot_id = _tokenizer_file(run_dir)
     if found is not None:
-        return HFTokenizer(found)
+        return HFTokenizer(found, eot_id)
     if vocab_size == ByteTokenizer.vocab_size:
         return ByteTokenizer()
     raise TokenizerError(
@@ -97,24 +97,27 @@ def tokenizer_for_run(path: str | Path, vocab_size: int) -> Tokenizer:
     )
 
 
-def _tokenizer_file(run_dir: Path) -> Path | None:
-    candidates = [run_dir / "tokenizer.json"]
-    config = run_dir / "config.json"
-    if config.is_file():
-        try:
-            data_dir = json.loads(config.read_text()).get("data") or ""
-        except (OSError, json.JSONDecodeError) as e:
-            raise TokenizerError(f"{config}: unreadable run config: {e}") from None
-        if data_dir:
-            shard_dir = Path(data_dir)
-            meta = shard_dir / "meta.json"
-            if meta.is_file():
-                try:
-                    tok = json.loads(meta.read_text()).get("tokenizer")
-                except (OSError, json.JSONDecodeError) as e:
-                    raise TokenizerError(f"{meta}: unreadable shard meta: {e}") from None
-                if tok:
-                    # A relative path is relative to the shard directory.
-                    candidates.insert(0, Path(tok) if Path(tok).is_absolute() else shard_dir / tok)
-            candidates.append(shard_dir / "tokenizer.json")
-    return next((c for c in candidates if c.is_file()), None)
+def _tokenizer_file(run_dir: Path) -> tuple[Path | None, int | None]:
+    """(tokenizer file, the shards' end-of-text id) found from the run's config, if any."""
+    candidates, eot_id = [run_dir / "tokenizer.json"], None
+    data_dir = _read_json(run_dir / "config.json").get("data") or ""
+    if data_dir:
+        shard_dir = Path(data_dir)
+        tok = _read_json(shard_dir / "meta.json").get("tokenizer")
+        if tok:  # as given to the data stage: absolute, or relative to where it ran
+            candidates[:0] = [Path(tok), shard_dir / tok]
+        candidates.append(shard_dir / "tokenizer.json")
+        headers = sorted(shard_dir.glob("*-00000.json"))
+        if headers:  # the shard header's id wins (the data stage may use another token name)
+            eot_id = _read_json(headers[0]).get("eot_id")
+    return next((c for c in candidates if c.is_file()), None), eot_id
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise TokenizerError(f"{path}: unreadable: {e}") from None
+    return data if isinstance(data, dict) else {}
