@@ -87,3 +87,19 @@ def test_training_checkpoint_loads_like_the_export(tmp_path):
     out = tmp_path / "r.json"
     assert main(["eval", str(ckpt), "--tasks", f"piqa={piqa}", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["tasks"]["piqa"]["shots"]["0"]["n"] == 3
+
+
+def test_merges_across_the_boundary_do_not_eat_context(tmp_path):
+    from tokenizers import Tokenizer, models, trainers
+
+    # No pre-tokenizer: merges cross spaces, as in a multi-word tokenizer.
+    tok = Tokenizer(models.BPE())
+    tok.train_from_iterator(["the cat sat on the mat"] * 50, trainers.BpeTrainer(
+        vocab_size=60, special_tokens=["<|endoftext|>"]))
+    tok.save(str(tmp_path / "mw.json"))
+    hf = load_tokenizer(tmp_path / "mw.json")
+    ctx, whole = hf.encode("the cat sat on the"), hf.encode("the cat sat on the mat")
+    assert whole[: len(ctx)] != ctx  # a token straddles the boundary
+    scorer = Scorer(build_model(tiny().merge({"vocab_size": hf.vocab_size})), hf)
+    g = scorer.encode_group("the cat sat on the", [" mat"])
+    assert g.context == ctx and g.continuations[0] == hf.encode(" mat")

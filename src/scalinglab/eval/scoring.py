@@ -4,6 +4,8 @@ Everything is a request in text; :class:`Scorer` tokenizes it the way lm-evaluat
 HF model does (trailing whitespace of the context moves to the continuation; the continuation's
 tokens are those of ``encode(context + continuation)`` after ``len(encode(context))``; an empty
 context becomes the end-of-text token), so scores agree with that harness on the same model.
+One exception: when a token of ``encode(context + continuation)`` straddles the boundary (a
+multi-word tokenizer merging across it), the continuation is encoded on its own.
 
 Batching: a question's choices share its context. Each *group* (one context, several
 continuations) is packed into one row, ``[context | choice 1 | choice 2 | ...]``, run through
@@ -103,9 +105,18 @@ class Scorer:
         moved = context[len(context) - n_spaces:]
         context = context[: len(context) - n_spaces]
         ctx = self.tokenizer.encode(context)
-        conts = [self.tokenizer.encode(context + moved + c)[len(ctx):] for c in continuations]
+        conts = [self._continuation(ctx, context, moved + c) for c in continuations]
         # A whitespace-only context leaves nothing to condition on: use end-of-text instead.
         return Group(ctx or [self.tokenizer.eot_id], conts)
+
+    def _continuation(self, ctx: list[int], context: str, continuation: str) -> list[int]:
+        """The continuation's tokens as they follow the context in ``encode(context +
+        continuation)``; when a merge crosses the boundary (multi-word tokenizers) those would
+        cover context text too, so the continuation is then encoded on its own."""
+        whole = self.tokenizer.encode(context + continuation)
+        if whole[: len(ctx)] == ctx:
+            return whole[len(ctx):]
+        return self.tokenizer.encode(continuation)
 
     # ------------------------------------------------------------------ log-likelihoods
 
