@@ -46,6 +46,10 @@ def test_cli_writes_results_beside_the_run(byte_run, tmp_path, capsys):
             m = results["tasks"][name]["shots"][k]
             assert 0 <= m["acc"] <= 1 and 0 <= m["acc_norm"] <= 1 and m["n"] > 0
     assert results["tasks"]["heldout_cloze"]["shots"]["1"]["perplexity"] > 1
+    # Byte prompts of 24 words do not fit a 64-token context; PIQA's short ones do.
+    cont = results["tasks"]["heldout_continuation"]["shots"]["1"]
+    assert cont["truncated"] == cont["n"]
+    assert results["tasks"]["piqa"]["shots"]["0"]["truncated"] == 0
 
 
 def test_cli_errors_are_one_line(byte_run, tmp_path, capsys):
@@ -91,7 +95,8 @@ def test_generation_task_exact_match(byte_run, tmp_path):
                                        "template: '{context}'\ntarget_delimiter: ''\n"
                                        f"data: {path}\nmax_new_tokens: 6\n")
     res = evaluate(scorer, [resolve_task(str(tmp_path / "gen.yaml"))], [0])
-    assert res["tasks"]["gen"]["shots"]["0"] == {"exact_match": pytest.approx(2 / 3), "n": 3}
+    assert res["tasks"]["gen"]["shots"]["0"] == {"exact_match": pytest.approx(2 / 3), "n": 3,
+                                                   "truncated": 0}
 
 
 def test_results_accumulate_and_unchanged_entries_are_reused(tmp_path):

@@ -13,10 +13,11 @@
 Multiple choice has ``acc``, ``acc_norm``, ``acc_bytes``; cloze has ``acc`` (greedy exact
 match) and ``perplexity``; generate has ``exact_match``; rolling tasks have
 ``bits_per_byte``, ``byte_perplexity``, ``word_perplexity`` and ``by_source`` (the same per
-document source), under shots ``"0"`` only (no prompt). ``clean``/``dirty`` appear when a
-contamination index was given. The top-level ``bits_per_byte`` is that of ``heldout_bpb``
-when it was run. Results of earlier invocations on the same weights are kept, so one
-``results.json`` gathers every task evaluated on a run.
+document source), under shots ``"0"`` only (no prompt). ``truncated`` counts prompts cut from
+the left to fit the model's context (when it is ``n``, more shots cannot change the score).
+``clean``/``dirty`` appear when a contamination index was given. The top-level
+``bits_per_byte`` is that of ``heldout_bpb`` when it was run. Results of earlier invocations
+on the same weights are kept, so one ``results.json`` gathers every task evaluated on a run.
 """
 
 from __future__ import annotations
@@ -116,7 +117,11 @@ def evaluate(scorer: Scorer, tasks: list[Task], shots: list[int], seed: int = 0,
         flags = dirty_flags(index, [ex.text for ex in task.examples])
         for k in [0] if task.spec.type == TaskType.rolling else shots:
             if str(k) not in entry["shots"]:
-                entry["shots"][str(k)] = summarize(task, score_task(scorer, task, k, seed), flags)
+                before = scorer.truncated
+                summary = summarize(task, score_task(scorer, task, k, seed), flags)
+                # Prompts cut to fit the model's context: shots may have been cut away.
+                summary["truncated"] = scorer.truncated - before
+                entry["shots"][str(k)] = summary
                 if on_update:
                     on_update(results)
         if name == "heldout_bpb":

@@ -63,12 +63,16 @@ class Scorer:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.batch_tokens = batch_tokens
-        self.progress = progress
         self.device = next(model.parameters()).device
+        self.truncated = 0
+        """Requests whose context was cut from the left to fit the model's context (a count
+        that only grows; the runner reports it per task)."""
         # Both fast paths mirror Transformer.forward; a probe checks them against it.
         self.plain_forward = False
         self.share_context = share_context
+        self.progress = False  # no bar for the probe
         self._check_against_forward(share_context)
+        self.progress = progress
 
     def _check_against_forward(self, share_context: bool) -> None:
         """Score a probe with the fast paths and with ``Transformer.forward``; where they
@@ -158,6 +162,7 @@ class Scorer:
         if fits and (self.share_context or len(conts) == 1):
             return [_pack_row(g, group.context, list(enumerate(conts)))]
         rows = []  # one row per branch, truncated from the left where needed
+        self.truncated += 0 if fits else 1
         for b, cont in enumerate(conts):
             if len(cont) > self.max_len:
                 raise ScalinglabError(
