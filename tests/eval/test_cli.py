@@ -50,6 +50,8 @@ def test_cli_writes_results_beside_the_run(byte_run, tmp_path, capsys):
     cont = results["tasks"]["heldout_continuation"]["shots"]["1"]
     assert cont["truncated"] == cont["n"]
     assert results["tasks"]["piqa"]["shots"]["0"]["truncated"] == 0
+    assert results["tasks"]["piqa"]["fewshot_pool"] == 2  # the other PIQA examples
+    assert results["tasks"]["heldout_continuation"]["fewshot_pool"] > 0
 
 
 def test_cli_errors_are_one_line(byte_run, tmp_path, capsys):

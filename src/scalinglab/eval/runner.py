@@ -6,6 +6,7 @@
      "tokenizer": "bytes" | "path/tokenizer.json",
      "tasks": {TASK: {"type": "multiple_choice" | "cloze" | "rolling" | "generate",
                       "key": "digest of the task file, examples, seed and index",
+                      "fewshot_pool": number of examples shots are drawn from,
                       "shots": {"0": {"acc": .., "acc_norm": .., "acc_bytes": .., "n": ..,
                                       "clean": {...same keys...}, "dirty": {...}}}}},
      "bits_per_byte": float | null}
@@ -112,8 +113,10 @@ def evaluate(scorer: Scorer, tasks: list[Task], shots: list[int], seed: int = 0,
         name, key = task.spec.name, task_key(task, seed, index_id)
         entry = results["tasks"].get(name)
         if not entry or entry.get("key") != key:
+            # k-shot uses min(k, fewshot_pool) shots; the pool excludes the example itself.
+            pool = len(task.fewshot_pool) or max(0, len(task.examples) - 1)
             entry = results["tasks"][name] = {"type": task.spec.type.value, "key": key,
-                                              "shots": {}}
+                                              "fewshot_pool": pool, "shots": {}}
         flags = dirty_flags(index, [ex.text for ex in task.examples])
         for k in [0] if task.spec.type == TaskType.rolling else shots:
             if str(k) not in entry["shots"]:
