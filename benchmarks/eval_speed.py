@@ -39,12 +39,15 @@ def main() -> None:
     p.add_argument("--questions", type=int, default=1000)
     p.add_argument("--batch-tokens", type=int, default=8192)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = build_model(tiny().merge({"vocab_size": 257, "max_seq_len": 128}), seed=0)
+    model = build_model(tiny().merge({"vocab_size": 257, "max_seq_len": 128}), seed=0,
+                        device=args.device)
     print(f"tiny model ({sum(p.numel() for p in model.parameters()):,} params), "
-          f"{args.questions} four-way questions, torch threads {torch.get_num_threads()}")
+          f"{args.questions} four-way questions on {args.device}, "
+          f"torch threads {torch.get_num_threads()}")
     for name, share in (("shared context", True), ("one sequence per choice", False)):
         scorer = Scorer(model, ByteTokenizer(), batch_tokens=args.batch_tokens,
                         share_context=share)
@@ -53,6 +56,8 @@ def main() -> None:
         scorer.score_groups(groups[:8])  # warm-up
         start, cpu = time.perf_counter(), time.process_time()
         scorer.score_groups(groups)
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         print(f"{name:>24}: {seconds:6.2f} s wall ({cpu:6.2f} s CPU)  "
               f"{args.questions / seconds:7.0f} questions/s  {n_choices / seconds:7.0f} choices/s"
