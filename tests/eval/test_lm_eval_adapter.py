@@ -21,6 +21,7 @@ pytest.importorskip("lm_eval", reason="lm_eval is not installed (pip install '.[
 MC_YAML = """task: {name}
 dataset_path: json
 dataset_kwargs:
+  cache_dir: {cache}
   data_files:
     test: {path}
 test_split: test
@@ -36,6 +37,7 @@ metric_list:
 ROLLING_YAML = """task: sl_bpb
 dataset_path: json
 dataset_kwargs:
+  cache_dir: {cache}
   data_files:
     test: {path}
 test_split: test
@@ -51,6 +53,7 @@ metric_list:
 CLOZE_YAML = """task: sl_lambada
 dataset_path: json
 dataset_kwargs:
+  cache_dir: {cache}
   data_files:
     test: {path}
 test_split: test
@@ -67,6 +70,7 @@ metric_list:
 WINOGRANDE_YAML = """task: sl_winogrande
 dataset_path: json
 dataset_kwargs:
+  cache_dir: {cache}
   data_files:
     test: {path}
 test_split: test
@@ -111,18 +115,19 @@ def write_tasks(tmp: Path) -> dict[str, Path]:
     wino = data.write_jsonl(tmp / "winogrande.jsonl", data.WINOGRANDE * 3)
     ydir = tmp / "yaml"
     ydir.mkdir()
+    cache = tmp / "hf_cache"  # keep the datasets cache out of the home directory
     (ydir / "sl_arc.yaml").write_text(MC_YAML.format(
-        name="sl_arc", path=arc, text="Question: {{question}}\\nAnswer:",
+        cache=cache, name="sl_arc", path=arc, text="Question: {{question}}\\nAnswer:",
         target='"{{choices.label.index(answerKey)}}"', choice="{{choices.text}}"))
-    (ydir / "sl_winogrande.yaml").write_text(WINOGRANDE_YAML.format(path=wino))
+    (ydir / "sl_winogrande.yaml").write_text(WINOGRANDE_YAML.format(cache=cache, path=wino))
     (ydir / "wg_utils.py").write_text(WG_UTILS)
     (ydir / "sl_mc.yaml").write_text(MC_YAML.format(
-        name="sl_mc", path=mc, text="{{query}}", target="gold", choice="{{choices}}"))
+        cache=cache, name="sl_mc", path=mc, text="{{query}}", target="gold", choice="{{choices}}"))
     (ydir / "sl_piqa.yaml").write_text(MC_YAML.format(
-        name="sl_piqa", path=piqa, text="Question: {{goal}}\\nAnswer:", target="label",
+        cache=cache, name="sl_piqa", path=piqa, text="Question: {{goal}}\\nAnswer:", target="label",
         choice="{{[sol1, sol2]}}"))
-    (ydir / "sl_bpb.yaml").write_text(ROLLING_YAML.format(path=heldout))
-    (ydir / "sl_lambada.yaml").write_text(CLOZE_YAML.format(path=lambada))
+    (ydir / "sl_bpb.yaml").write_text(ROLLING_YAML.format(cache=cache, path=heldout))
+    (ydir / "sl_lambada.yaml").write_text(CLOZE_YAML.format(cache=cache, path=lambada))
     return {"heldout": heldout, "mc": mc, "piqa": piqa, "lambada": lambada, "arc": arc,
             "winogrande": wino, "yaml": ydir}
 
