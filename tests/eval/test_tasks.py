@@ -138,3 +138,11 @@ def test_heldout_continuation_skips_passages_other_documents_repeat(tmp_path):
     assert task.examples
     for e in task.examples + task.fewshot_pool:
         assert len(set(e.choices)) == 4 and e.choices.count(e.choices[e.gold]) == 1
+
+
+def test_limit_caps_scored_examples_not_the_fewshot_pool(files, tmp_path):
+    assert len(resolve_task(f"piqa={files['piqa']}", limit=2).examples) == 2
+    path = data.write_jsonl(tmp_path / "val_docs.jsonl", data.val_docs())
+    full = resolve_task("heldout_cloze", heldout=path)
+    capped = resolve_task("heldout_cloze", heldout=path, limit=3)
+    assert len(capped.examples) == 3 and capped.fewshot_pool == full.fewshot_pool
