@@ -15,17 +15,6 @@ from scalinglab.train.checkpoint import load_model
 from tests.eval import data
 
 
-class SubstringIndex:
-    """Test stand-in with the n-gram index's ``dirty(text)`` interface: a text is dirty when
-    it contains one of the given phrases."""
-
-    def __init__(self, phrases: list[str]):
-        self.phrases = phrases
-
-    def dirty(self, text: str) -> bool:
-        return any(p in text for p in self.phrases)
-
-
 def test_cli_writes_results_beside_the_run(byte_run, tmp_path, capsys):
     heldout = data.write_jsonl(tmp_path / "val_docs.jsonl", data.val_docs())
     piqa = data.write_jsonl(tmp_path / "piqa.jsonl", data.PIQA)
@@ -59,17 +48,6 @@ def test_cli_errors_are_one_line(byte_run, tmp_path, capsys):
     assert "no data file" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "nope"), "--tasks", "piqa"]) == 2
     assert main(["eval", str(byte_run), "--tasks", "heldout_bpb", "--shots", "x"]) == 2
-
-
-def test_clean_and_dirty_subsets_partition_the_task(byte_run, tmp_path):
-    piqa = data.write_jsonl(tmp_path / "piqa.jsonl", data.PIQA)
-    task = resolve_task(f"piqa={piqa}")
-    scorer = Scorer(load_model(byte_run), ByteTokenizer())
-    index = SubstringIndex(["Open a jar"])
-    res = evaluate(scorer, [task], [0], index=index)["tasks"]["piqa"]["shots"]["0"]
-    assert res["dirty"]["n"] == 1 and res["clean"]["n"] == 2
-    mean = (res["dirty"]["acc"] * 1 + res["clean"]["acc"] * 2) / 3
-    assert res["acc"] == pytest.approx(mean)
 
 
 def test_sliding_windows_from_the_task_file(byte_run, tmp_path):
