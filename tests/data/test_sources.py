@@ -51,6 +51,7 @@ def test_text_directory_and_bad_utf8_file(tmp_path: Path) -> None:
     docs, stats = _read(SourceConfig(path=str(tmp_path / "d"), name="books"))
     assert sorted(d.text for d in docs) == ["First document.", "Second document."]
     assert {d.source for d in docs} == {"books"}
+    assert sorted(d.id for d in docs) == ["books/one.txt", "books/sub/two.txt"]
     assert stats.examples["bad_utf8"] == [f"{tmp_path / 'd' / 'bad.txt'}:2"]
 
 
@@ -113,3 +114,15 @@ def test_truncated_gzip_is_counted_not_fatal(tmp_path: Path) -> None:
     docs, stats = _read(SourceConfig(path=str(tmp_path / "cut.jsonl.gz")))
     assert 0 < len(docs) < 200 and stats.counts["skipped.corrupt_file"] == 1
     assert stats.examples["corrupt_file"][0].startswith(str(tmp_path / "cut.jsonl.gz"))
+
+
+def test_source_names_and_unique_ids(tmp_path: Path) -> None:
+    assert SourceConfig(path="data/web/*.jsonl.zst").resolved_name() == "web"
+    assert SourceConfig(path="/x/books.jsonl.gz").resolved_name() == "books"
+    assert SourceConfig(path="x", name="my web/crawl").resolved_name() == "my_web_crawl"
+    assert SourceConfig(path="roneneldan/TinyStories", kind="hf").resolved_name() == "TinyStories"
+    for sub in ("a", "b"):  # same file name in two directories, records without ids
+        write_jsonl(tmp_path / "src" / sub / "part.jsonl", [{"text": "x"}, {"text": "y"}])
+    docs, _ = _read(SourceConfig(path=str(tmp_path / "src")))
+    assert [d.id for d in docs] == ["src/a/part.jsonl:1", "src/a/part.jsonl:2",
+                                    "src/b/part.jsonl:1", "src/b/part.jsonl:2"]

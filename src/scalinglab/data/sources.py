@@ -17,6 +17,7 @@ import gzip
 import io
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -66,14 +67,17 @@ class SourceConfig(Config):
     """Rows of an HF dataset per resumable part."""
 
     def resolved_name(self) -> str:
-        if self.name:
-            return self.name
-        if self.kind == SourceKind.default:
+        """The name, or one derived from the path; filename-safe (it names part files)."""
+        if self.kind == SourceKind.default and not self.name:
             return "default"
-        stem = Path(self.path.rstrip("/*")).name or "source"
-        for suffix in (".gz", ".zst", ".jsonl", ".json", ".parquet", ".txt"):
-            stem = stem.removesuffix(suffix)
-        return stem or "source"
+        stem = self.name
+        if not stem:
+            # the last path component without glob characters: "data/web/*.jsonl" -> "web"
+            fixed = [p for p in Path(self.path).parts if not any(c in p for c in "*?[")]
+            stem = fixed[-1] if fixed else "source"
+            for suffix in (".gz", ".zst", ".jsonl", ".json", ".parquet", ".txt"):
+                stem = stem.removesuffix(suffix)
+        return re.sub(r"[^\w.-]+", "_", stem).strip("._") or "source"
 
 
 class ReadStats:
@@ -188,8 +192,16 @@ def read_text_file(path: Path, cfg: SourceConfig, stats: ReadStats) -> Iterator[
         stats.skip("empty_text", f"{path}:1")
         return
     stats.read(len(data))
-    yield Document(text=text, id=f"{cfg.resolved_name()}/{path.name}", source=cfg.resolved_name(),
-                   metadata={"path": str(path)})
+    yield Document(text=text, id=f"{cfg.resolved_name()}/{relative_name(path, cfg)}",
+                   source=cfg.resolved_name(), metadata={"path": str(path)})
+
+
+def relative_name(path: Path, cfg: SourceConfig) -> str:
+    """``path`` relative to the source's directory (unique within the source), else its name."""
+    root = Path(cfg.path).expanduser()
+    if root.is_dir():
+        return path.relative_to(root).as_posix()
+    return path.name
 
 
 def _open_binary(path: Path) -> io.BufferedIOBase:
@@ -226,13 +238,14 @@ def read_jsonl_file(path: Path, cfg: SourceConfig, stats: ReadStats) -> Iterator
                 stats.skip("corrupt_file", f"{path}:{lineno + 1}")
                 return
             lineno += 1
-            doc = _parse_json_line(raw, cfg, name, f"{path}:{lineno}", stats)
+            doc = _parse_json_line(raw, cfg, name, f"{path}:{lineno}", stats,
+                                   f"{relative_name(path, cfg)}:{lineno}")
             if doc is not None:
                 yield doc
 
 
 def _parse_json_line(raw: bytes, cfg: SourceConfig, name: str, where: str,
-                     stats: ReadStats) -> Document | None:
+                     stats: ReadStats, default_id: str) -> Document | None:
     if not raw.strip():
         return None  # blank lines (e.g. a trailing newline) carry no record
     try:
@@ -245,12 +258,15 @@ def _parse_json_line(raw: bytes, cfg: SourceConfig, name: str, where: str,
     except json.JSONDecodeError:
         stats.skip("malformed_json", where)
         return None
-    return _record_to_doc(record, cfg, name, where, stats)
+    return _record_to_doc(record, cfg, name, where, stats, default_id)
 
 
 def _record_to_doc(record: Any, cfg: SourceConfig, name: str, where: str,
-                   stats: ReadStats) -> Document | None:
-    """A Document from one JSON/Parquet/HF record, or None (skip counted) if it has no text."""
+                   stats: ReadStats, default_id: str) -> Document | None:
+    """A Document from one JSON/Parquet/HF record, or None (skip counted) if it has no text.
+
+    Its id is ``name/<id field>`` when the record has one, else ``name/default_id``.
+    """
     if not isinstance(record, dict):
         stats.skip("not_an_object", where)
         return None
@@ -262,7 +278,7 @@ def _record_to_doc(record: Any, cfg: SourceConfig, name: str, where: str,
         stats.skip("empty_text", where)
         return None
     rid = record.get(cfg.id_field)
-    doc_id = f"{name}/{rid}" if rid is not None else f"{name}/{Path(where).name}"
+    doc_id = f"{name}/{rid if rid is not None else default_id}"
     meta = {k: v for k, v in record.items()
             if k not in (cfg.text_field, cfg.id_field) and _is_plain(v)}
     stats.read(len(text.encode("utf-8")))
@@ -288,10 +304,11 @@ def read_parquet_file(path: Path, cfg: SourceConfig, stats: ReadStats) -> Iterat
         raise SourceError(f"{path}: no column {cfg.text_field!r} (columns: "
                           f"{pf.schema_arrow.names}); set the source's text_field")
     name, row = cfg.resolved_name(), 0
+    rel = relative_name(path, cfg)
     for batch in pf.iter_batches(batch_size=4096):
         for record in batch.to_pylist():
             row += 1
-            doc = _record_to_doc(record, cfg, name, f"{path}:{row}", stats)
+            doc = _record_to_doc(record, cfg, name, f"{path}:{row}", stats, f"{rel}:{row}")
             if doc is not None:
                 yield doc
 
@@ -353,7 +370,7 @@ def _read_hf_rows(ds, start: int, stop: int, cfg: SourceConfig,
                   stats: ReadStats) -> Iterator[Document]:
     name = cfg.resolved_name()
     for row, record in enumerate(ds.select(range(start, stop)), start=start + 1):
-        doc = _record_to_doc(record, cfg, name, f"{cfg.path}:{row}", stats)
+        doc = _record_to_doc(record, cfg, name, f"{cfg.path}:{row}", stats, str(row))
         if doc is not None:
             yield doc
 

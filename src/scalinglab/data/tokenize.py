@@ -180,12 +180,11 @@ def _check_settings(cfg: TokenizeConfig, out: Path, vocab: int) -> None:
 
 
 def _write_val_docs(out: Path, files: list[Path], val_ids: set[str]) -> None:
-    """The held-out documents, once each (mixture copies share an id), for evaluation."""
-    writer, seen = AtomicLineWriter(out / "val_docs.jsonl"), set()
+    """The held-out documents, once each (not the extra copies a mixture made), for eval."""
+    writer = AtomicLineWriter(out / "val_docs.jsonl")
     for f in files:
         for d in read_jsonl_docs(f):
-            if d.id in val_ids and d.id not in seen:
-                seen.add(d.id)
+            if d.id in val_ids and not d.metadata.get("copy"):
                 writer.write(json.dumps({"text": d.text, "id": d.id, "source": d.source},
                                         ensure_ascii=False))
     writer.commit()

@@ -7,7 +7,7 @@ clients, loguru, ...) into the core install for a few dozen lines of rules, and 
 word splitter to spaCy. Here ``word_splitter`` chooses how text is cut into words:
 
 * ``spacy``: spaCy's blank English tokenizer, what datatrove uses (identical decisions);
-* ``regex``: no dependency and about twice as fast, but about 4% of the default corpus's
+* ``regex``: no dependency and 2-3x faster, but about 4% of the default corpus's
   decisions differ (mostly the alphabetic-word ratio of punctuation-heavy plays);
 * ``auto`` (default): spacy if installed, else regex. The stats record which one ran.
 
