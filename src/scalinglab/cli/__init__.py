@@ -13,8 +13,8 @@ import sys
 
 from scalinglab.errors import ScalinglabError
 
-STAGES = ["models", "train", "demo", "data", "plan", "fit", "allocate", "tokenizer", "sweep",
-          "report"]
+STAGES = ["models", "train", "demo", "data", "tokenizer", "plan", "fit", "allocate", "eval",
+          "sweep", "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:
