@@ -152,8 +152,9 @@ def build_corpus_shards(cfg: DemoConfig, root: Path) -> tuple[Path, str]:
                               ngram_index=False, progress=True))
     if not tok_path.exists():
         train_demo_tokenizer(corpus, tok_path, cfg.vocab_size)
+    # NOTE: no training-split 13-gram index either (only evaluation reads it)
     meta = tokenize_corpus(TokenizeConfig(corpus=str(corpus), tokenizer=str(tok_path),
-                                          out=str(shards), progress=True))
+                                          out=str(shards), progress=True, ngram_index=False))
     desc = (f"default corpus, BPE {meta.get('vocab_size', cfg.vocab_size)}: "
             f"{meta['splits']['train']['tokens']:,} train / "
             f"{meta['splits']['val']['tokens']:,} val tokens")
