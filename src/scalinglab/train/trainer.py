@@ -37,6 +37,7 @@ from scalinglab.train.callbacks import (
 )
 from scalinglab.train.config import TrainConfig
 from scalinglab.train.data import TokenWindows
+from scalinglab.train.loss import cross_entropy
 from scalinglab.train.metrics import read_metrics
 from scalinglab.train.optim import build_optimizer, lr_at
 from scalinglab.utils.hardware import peak_flops
@@ -133,7 +134,7 @@ class Trainer:
         inputs, targets = inputs.to(self.device), targets.to(self.device)
         with self.autocast:
             logits = self.forward(inputs)  # (B, T, V)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+        loss = cross_entropy(logits, targets)  # fp32 (from bf16 logits under autocast)
         (loss * scale).backward()
         return loss.detach()
 
@@ -185,6 +186,8 @@ class Trainer:
             "last_val_loss": self.last_val_loss,
             "last_val_step": self.last_val_step,
             "rng": torch.get_rng_state(),
+            **({"cuda_rng": torch.cuda.get_rng_state(self.device)}
+               if self.device.type == "cuda" else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -195,21 +198,33 @@ class Trainer:
         self.last_val_loss = state.get("last_val_loss")
         self.last_val_step = int(state.get("last_val_step", -1))
         torch.set_rng_state(state["rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
 
     # ------------------------------------------------------------------ the run
 
-    def _prepare_run_dir(self) -> int | None:
-        """Write or check config.json; load the newest checkpoint. Returns the resume step."""
+    def _check_run_dir(self) -> None:
+        """Write config.json, or check that the existing one describes this same run."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config_path = self.run_dir / "config.json"
-        if config_path.exists():
+        mine = json.loads(json.dumps(self.cfg.as_dict()))  # as it reads back from disk
+        if not config_path.exists():
+            ckpt.atomic_write_json(config_path, mine)
+            return
+        try:
             saved = json.loads(config_path.read_text())
-            if saved != self.cfg.as_dict():
-                raise ConfigError(
-                    f"{self.run_dir}: holds a run with a different config; use another --out"
-                )
-        else:
-            ckpt.atomic_write_json(config_path, self.cfg.as_dict())
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{config_path}: unreadable run config: {e}") from None
+        differ = _differing_keys(saved, mine)
+        if differ:
+            shown = ", ".join(differ[:5]) + (", ..." if len(differ) > 5 else "")
+            raise ConfigError(
+                f"{config_path}: the run there has a different config ({shown}); "
+                "use another --out or the same settings"
+            )
+
+    def _resume(self) -> int | None:
+        """Load the newest checkpoint, if any. Returns the step resumed from."""
         latest = ckpt.latest_checkpoint(self.run_dir)
         if latest is None:
             return None
@@ -217,18 +232,23 @@ class Trainer:
         return self.step
 
     def fit(self) -> dict[str, Any]:
-        """Run (or resume) training to the planned step; returns ``summary.json``'s content."""
+        """Run (or resume) training to the planned step; returns ``summary.json``'s content.
+
+        A run directory whose ``summary.json`` exists is complete and is not trained again.
+        """
+        self._check_run_dir()
         summary_path = self.run_dir / "summary.json"
         if summary_path.exists():
             return json.loads(summary_path.read_text())
-        resume_step = self._prepare_run_dir()
+        resume_step = self._resume()
         for cb in self.callbacks:
             cb.on_start(self, resume_step)
         while self.step < self.plan.steps:
             start = time.perf_counter()
             metrics = self.train_step()
-            self.elapsed += time.perf_counter() - start
-            self._add_throughput(metrics, time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            self.elapsed += seconds
+            self._add_throughput(metrics, seconds)
             for cb in self.callbacks:
                 cb.post_step(self, metrics)
         summary = self.summary()
@@ -283,6 +303,18 @@ class Trainer:
     @property
     def checkpoint_every(self) -> int:
         return self.cfg.checkpoint_every or max(1, self.plan.steps // 10)
+
+
+def _differing_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the fields whose values differ between two nested config dicts."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += _differing_keys(x, y, f"{prefix}{key}.")
+        elif x != y:
+            out.append(f"{prefix}{key}={x!r} (now {y!r})")
+    return out
 
 
 def default_callbacks(cfg: TrainConfig, progress: bool = True) -> list[Callback]:
