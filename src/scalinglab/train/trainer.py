@@ -97,7 +97,9 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, callbacks: list[Callback] | None = None,
                  progress: bool = True):
         if not cfg.out:
-            raise ConfigError("TrainConfig.out (the run directory) is not set")
+            raise ConfigError("TrainConfig.out (the run directory) is not set: use --out")
+        if not cfg.data:
+            raise ConfigError("TrainConfig.data (the token shard directory) is not set: use --data")
         self.cfg = cfg
         self.run_dir = Path(cfg.out)
         self.plan = plan_run(cfg)
