@@ -135,3 +135,16 @@ def test_loss_at_init_is_near_uniform():
     tokens, targets = torch.randint(0, 50, (2, 4, 16), generator=gen)
     loss = F.cross_entropy(model(tokens).flatten(0, 1), targets.flatten())
     assert abs(loss.item() - math.log(50)) < 0.2
+
+
+@pytest.mark.parametrize("position", list(PositionType))
+def test_bf16_autocast_forward_backward(position):
+    model = build_model(small(position=position))
+    tokens = torch.randint(0, 50, (2, 9))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(tokens)
+    assert logits.dtype == torch.bfloat16 and torch.isfinite(logits).all()
+    with torch.no_grad():
+        torch.testing.assert_close(logits.float(), model(tokens), atol=0.05, rtol=0.05)
+    logits.float().logsumexp(-1).mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())

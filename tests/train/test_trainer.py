@@ -198,3 +198,14 @@ def test_bf16_autocast_on_cpu(shards, tmp_path):
     assert all(math.isfinite(x) for x in losses) and losses[-1] < losses[0] - 0.5
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
     assert math.isfinite(trainer.evaluate())
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_like_eager(shards, tmp_path):
+    """compile=true (inductor, tens of seconds to compile on CPU) gives the eager losses."""
+    eager = Trainer(make_cfg(shards, tmp_path / "eager"), callbacks=[])
+    compiled = Trainer(make_cfg(shards, tmp_path / "compiled", compile=True), callbacks=[])
+    for _ in range(3):
+        a, b = eager.train_step(), compiled.train_step()
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+    assert compiled.evaluate() == pytest.approx(eager.evaluate(), rel=1e-4)
