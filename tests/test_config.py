@@ -85,3 +85,10 @@ def test_train_config_round_trip_with_nested_model(tmp_path):
     assert cfg.merge(["model.n_layers=2"]).model.n_layers == 2
     with pytest.raises(ConfigError, match="dtype"):
         TrainConfig(dtype="fp16")
+
+
+@pytest.mark.parametrize("field,value", [("lr", 0.0), ("micro_batch_size", -1),
+                                         ("warmup_fraction", 1.0), ("keep_checkpoints", 0)])
+def test_train_config_ranges(field, value):
+    with pytest.raises(ConfigError, match=f"TrainConfig.{field}="):
+        TrainConfig().merge({field: value})
