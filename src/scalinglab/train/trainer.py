@@ -133,7 +133,8 @@ class Trainer:
     def forward_backward_step(self, inputs: torch.Tensor, targets: torch.Tensor,
                               scale: float) -> torch.Tensor:
         """Loss of one micro-batch; gradients of ``loss * scale`` are accumulated."""
-        inputs, targets = inputs.to(self.device), targets.to(self.device)
+        inputs = inputs.to(self.device, non_blocking=True)
+        targets = targets.to(self.device, non_blocking=True)
         with self.autocast:
             logits = self.forward(inputs)  # (B, T, V)
         loss = cross_entropy(logits, targets)  # fp32 (from bf16 logits under autocast)
@@ -164,16 +165,16 @@ class Trainer:
         """Mean loss over a fixed set of validation windows (the same at every evaluation)."""
         self.model.eval()
         windows = max(1, self.cfg.eval_tokens // self.plan.seq_len)
-        total, count = 0.0, 0
+        total, count = torch.zeros((), device=self.device, dtype=torch.float64), 0
         for x, y in self.val_data.sequential_batches(self.plan.micro_batch, windows):
             with self.autocast:
-                logits = self.forward(x.to(self.device))
-            loss = F.cross_entropy(logits.float().flatten(0, 1), y.to(self.device).flatten(),
-                                   reduction="sum")
-            total += float(loss)
+                logits = self.forward(x.to(self.device, non_blocking=True))  # (B, T, V)
+            total += F.cross_entropy(logits.float().flatten(0, 1),
+                                     y.to(self.device, non_blocking=True).flatten(),
+                                     reduction="sum")
             count += y.numel()
         self.model.train()
-        self.last_val_loss, self.last_val_step = total / count, self.step
+        self.last_val_loss, self.last_val_step = float(total) / count, self.step
         return self.last_val_loss
 
     # ------------------------------------------------------------------ state
