@@ -45,9 +45,10 @@ def test_train_json_and_dry_run(capsys, shards, tmp_path):
     assert code == 0 and plan["plan"]["steps"] == 8
     assert plan["config"]["model"]["vocab_size"] == 64  # follows the shards
     assert not (tmp_path / "run").exists()
-    code, out, _ = run_cli(capsys, *base, "--json")
+    code, out, _ = run_cli(capsys, *base, "--json", "--peak-flops", "1e12")
     summary = json.loads(out)
     assert code == 0 and summary["steps"] == 8 and (tmp_path / "run" / "summary.json").exists()
+    assert summary["peak_flops"] == 1e12 and 0 < summary["mfu"] < 1
 
 
 def test_width_override_rederives_head_size_and_ff(capsys, shards, tmp_path):

@@ -19,7 +19,8 @@ def build_config(args) -> TrainConfig:
     cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
     if args.preset:
         cfg = dataclasses.replace(cfg, model=get_preset(args.preset), preset=args.preset)
-    flags = {"data": args.data, "out": args.out, "tokens": args.tokens, "flops": args.flops}
+    flags = {"data": args.data, "out": args.out, "tokens": args.tokens, "flops": args.flops,
+             "peak_flops": args.peak_flops}
     cfg = cfg.merge({k: v for k, v in flags.items() if v is not None})
     overrides = list(args.overrides)
     keys = {o.split("=", 1)[0].strip() for o in overrides}
@@ -77,6 +78,9 @@ def register(subparsers) -> None:
     p.add_argument("--tokens", type=float, help="token budget (e.g. 2e6)")
     p.add_argument("--flops", type=float, help="FLOP budget (instead of --tokens)")
     p.add_argument("--out", help="run directory (re-running the command resumes it)")
+    p.add_argument("--peak-flops", type=float,
+                   help="peak FLOP/s that MFU is quoted against (default: GPU table or the "
+                   "measured CPU matmul ceiling)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and plan")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -289,6 +289,8 @@ class Trainer:
             **all_conventions(self.cfg.model, tokens, self.plan.seq_len),
             "wall_time_s": self.elapsed,
             "tokens_per_s": tokens / max(self.elapsed, 1e-9),
+            "mfu": tokens * self.flops_per_token / max(self.elapsed, 1e-9) / self.peak_flops,
+            "peak_flops": self.peak_flops,
             "device": str(self.device),
             "dtype": self.cfg.dtype,
         }
