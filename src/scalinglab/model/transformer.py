@@ -108,7 +108,7 @@ class RelativeXL(nn.Module):
     def forward(self, q: torch.Tensor, k: torch.Tensor):  # (B, H, T, K)
         t = q.shape[-2]
         table = sinusoid_table(t, self.wr.in_features, q.device).to(q.dtype)  # (T, D)
-        r = self.wr(table).view(t, self.n_heads, self.d_head).transpose(0, 1)  # (H, T, K)
+        r = self.wr(table).view(t, -1, self.d_head).transpose(0, 1)  # (H, T, K); H local to TP
         by_distance = (q + self.v[:, None, :]) @ r.transpose(-1, -2)  # (B, H, T, T[dist])
         pos = torch.arange(t, device=q.device)
         distance = pos[:, None] - pos[None, :]  # (T, T): i - j
