@@ -13,7 +13,7 @@ import sys
 
 from scalinglab.errors import ScalinglabError
 
-STAGES = ["models", "train", "demo"]
+STAGES = ["models", "train", "demo", "data", "plan", "fit", "allocate", "tokenizer"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     except ScalinglabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `scalinglab ... | head` closed our stdout: not an error worth a traceback.
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume", file=sys.stderr)
         return 130

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 
 from scalinglab.cli.common import print_json
 from scalinglab.data.shards import open_split
@@ -23,6 +25,11 @@ def build_config(args) -> TrainConfig:
              "peak_flops": args.peak_flops}
     cfg = cfg.merge({k: v for k, v in flags.items() if v is not None})
     overrides = list(args.overrides)
+    if getattr(args, "parallel", None):
+        from scalinglab.parallel.config import parse_degrees
+
+        degrees = parse_degrees(args.parallel)
+        overrides = [f"parallel.{k}={v}" for k, v in degrees.items()] + overrides
     keys = {o.split("=", 1)[0].strip() for o in overrides}
     if cfg.data and "model.vocab_size" not in keys:
         vocab = open_split(cfg.data, "train")[0].header["vocab_size"]
@@ -54,9 +61,20 @@ def run(args) -> int:
     cfg = build_config(args)
     if args.dry_run:
         plan = plan_run(cfg)
-        print_json({"config": cfg.as_dict(), "plan": dataclasses.asdict(plan)})
+        out = {"config": cfg.as_dict(), "plan": dataclasses.asdict(plan)}
+        if cfg.parallel.is_parallel:
+            out["parallel"] = _check_layout(cfg, plan)
+        print_json(out)
         return 0
-    summary = train(cfg, progress=not args.quiet)
+    if _distributed(cfg):
+        from scalinglab.parallel.trainer import train_distributed
+
+        rank0 = os.environ.get("RANK", "0") == "0"
+        summary = train_distributed(cfg, progress=rank0 and not args.quiet)
+        if not rank0:
+            return 0
+    else:
+        summary = train(cfg, progress=not args.quiet)
     if args.json:
         print_json(summary)
     else:
@@ -64,6 +82,27 @@ def run(args) -> int:
               f"train loss {summary['final_train_loss']:.4f}, "
               f"val loss {summary['final_val_loss']:.4f}, {summary['wall_time_s']:.1f}s")
     return 0
+
+
+def _distributed(cfg: TrainConfig) -> bool:
+    """Under torchrun, with a parallel layout, or resuming a run that has sharded checkpoints
+    (which one process can continue, too)."""
+    if cfg.parallel.is_parallel or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return True
+    # The layout of scalinglab.parallel.checkpoint, checked without importing torch.distributed.
+    return bool(cfg.out and any(Path(cfg.out).glob("checkpoints/step-*/trainer.json")))
+
+
+def _check_layout(cfg: TrainConfig, plan) -> dict:
+    """Validate the layout for ``--dry-run`` (world size: torchrun's, else the degrees')."""
+    from scalinglab.parallel.dims import ParallelDims
+
+    p = cfg.parallel
+    world = int(os.environ.get("WORLD_SIZE", "0")) or p.dp * max(p.fsdp, 1) * p.tp * p.pp
+    dims = ParallelDims.from_config(p, world)
+    dims.validate(cfg.model, p, plan.batch_seqs, cfg.micro_batch_size, plan.seq_len)
+    return {**dims.as_dict(), "local_batch": dims.local_batch(plan.batch_seqs),
+            "microbatches": dims.num_microbatches(plan.batch_seqs, cfg.micro_batch_size)}
 
 
 def register(subparsers) -> None:
@@ -81,6 +120,7 @@ def register(subparsers) -> None:
     p.add_argument("--peak-flops", type=float,
                    help="peak FLOP/s that MFU is quoted against (default: GPU table or the "
                    "measured CPU matmul ceiling)")
+    p.add_argument("--parallel", help="layout under torchrun, e.g. dp=2,fsdp=2,tp=2,pp=1")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and plan")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -7,6 +7,7 @@ import dataclasses
 from scalinglab.config import Config, ConfigError
 from scalinglab.model.accounting import FlopConvention
 from scalinglab.model.config import ModelConfig
+from scalinglab.parallel.config import ParallelConfig
 
 
 @dataclasses.dataclass
@@ -66,6 +67,8 @@ class TrainConfig(Config):
     """Peak FLOP/s that MFU is measured against; 0 means look up or measure it."""
     threads: int = 0
     """CPU threads for torch; 0 keeps torch's default."""
+    parallel: ParallelConfig = dataclasses.field(default_factory=ParallelConfig)
+    """Layout over torchrun's processes (see ``scalinglab.parallel``); all 1: one process."""
 
     def __post_init__(self) -> None:
         if self.dtype not in ("fp32", "bf16"):

@@ -1,0 +1,402 @@
+"""``prepare``: sources -> steps (filters, then dedup / decontamination) -> mixture -> corpus.
+
+The executor walks the sources' parts (one per input file or dataset slice) in a fixed order.
+Each part is read, passed through the steps built by :func:`build_steps`, and its clean
+documents written to ``CORPUS/parts/{key}.jsonl`` (atomically) followed by a completion marker
+``{key}.done.json`` holding that part's statistics. A rerun skips parts with a marker, so a
+killed run continues where it stopped. Steps that keep state across documents (deduplication)
+may define ``restore(doc)``: a resumed run feeds them the clean output of completed parts
+before processing new ones. A step's ``stats`` (a StepStats) is reset before each part and
+saved in that part's marker; ``stats.json`` sums them, so keys a step adds (beyond in / out /
+dropped.*) are summed too and appear under its ``counts``.
+
+With ``workers > 1`` and only stateless steps, parts are completed by a process pool instead.
+Then the mixture samples the clean documents by source weight into ``documents-NNNNN.jsonl``,
+and ``stats.json`` is written last: a corpus directory without it is unfinished, and
+``scalinglab data tokenize`` refuses it.
+
+Corpus layout::
+
+    CORPUS/config.json              the PrepareConfig used
+    CORPUS/parts/{key}.jsonl        clean documents of one input part (+ {key}.done.json)
+    CORPUS/documents-00000.jsonl    the mixed corpus: {"text", "id", "source", "metadata"}
+    CORPUS/ngram_index/             13-gram index of the corpus (scalinglab.data.ngram_index)
+    CORPUS/stats.json               reader skips (with file:line examples), per-step docs and
+                                    bytes in/out and per drop reason, mixture epochs, output,
+                                    decontamination per evaluation set
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import as_completed as futures_as_completed
+from pathlib import Path
+from typing import Any
+
+from scalinglab.config import Config
+from scalinglab.data.contamination import finish_corpus, scan_steps
+from scalinglab.data.document import Document
+from scalinglab.data.mixture import MixtureConfig, plan_mixture, sample_mixture
+from scalinglab.data.shards import atomic_write_bytes
+from scalinglab.data.sources import Part, ReadStats, SourceConfig, list_parts
+from scalinglab.data.steps.base import PipelineStep, StepStats
+from scalinglab.data.steps.decontam import DecontamConfig, Decontaminate
+from scalinglab.data.steps.dedup import DedupConfig
+from scalinglab.data.steps.filters import QualityConfig, RepetitionConfig
+from scalinglab.errors import ScalinglabError
+
+STATS_FILE = "stats.json"
+
+
+@dataclasses.dataclass
+class PrepareConfig(Config):
+    """Everything ``prepare`` needs; saved as CORPUS/config.json."""
+
+    sources: list[SourceConfig] = dataclasses.field(default_factory=list)
+    """Input sources (each with its own reader settings and mixture weight)."""
+    out: str = ""
+    """Corpus directory."""
+    quality: QualityConfig = dataclasses.field(default_factory=QualityConfig)
+    repetition: RepetitionConfig = dataclasses.field(default_factory=RepetitionConfig)
+    dedup: DedupConfig = dataclasses.field(default_factory=DedupConfig)
+    decontam: DecontamConfig = dataclasses.field(default_factory=DecontamConfig)
+    """Evaluation-set decontamination; runs when ``decontam.eval_sets`` lists JSONL files."""
+    ngram_index: bool = True
+    """Write CORPUS/ngram_index/ (13-grams of the corpus, to mark eval items clean / dirty)."""
+    mixture: MixtureConfig = dataclasses.field(default_factory=MixtureConfig)
+    shard_bytes: int = 256 * 2**20
+    """Maximum text bytes per output ``documents-NNNNN.jsonl`` file."""
+    workers: int = 1
+    """Processes that complete parts in parallel (used only when no step keeps state across
+    documents, i.e. none defines ``restore``; dedup runs in one process)."""
+    progress: bool = True
+    """Show a progress bar (documents/s) on stderr."""
+
+
+def build_steps(cfg: PrepareConfig) -> list[PipelineStep]:
+    """The ordered steps every document goes through. The one place to add a step."""
+    steps: list[PipelineStep] = []
+    if cfg.quality.enabled:
+        steps.append(cfg.quality.build())
+    if cfg.repetition.enabled:
+        steps.append(cfg.repetition.build())
+    steps += cfg.dedup.build()
+    if cfg.decontam.eval_sets:
+        steps.append(Decontaminate(cfg.decontam))
+    return steps
+
+
+# ----------------------------------------------------------------------------- JSONL I/O
+
+
+def doc_to_json(doc: Document) -> str:
+    return json.dumps({"text": doc.text, "id": doc.id, "source": doc.source,
+                       "metadata": doc.metadata}, ensure_ascii=False)
+
+
+def doc_from_json(line: str | bytes) -> Document:
+    d = json.loads(line)
+    return Document(text=d["text"], id=d["id"], source=d.get("source", "default"),
+                    metadata=d.get("metadata", {}))
+
+
+def read_jsonl_docs(path: Path) -> Iterator[Document]:
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                yield doc_from_json(line)
+
+
+class AtomicLineWriter:
+    """Writes lines to a hidden temporary file; ``commit`` fsyncs and renames it into place."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        self.f = open(self.tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in commit
+        self.lines = 0
+
+    def write(self, line: str) -> None:
+        self.f.write(line + "\n")
+        self.lines += 1
+
+    def commit(self) -> None:
+        self.f.flush()
+        os.fsync(self.f.fileno())
+        self.f.close()
+        os.replace(self.tmp, self.path)
+
+
+# ----------------------------------------------------------------------------- executor
+
+
+def _progress(cfg: PrepareConfig, total_parts: int):
+    from tqdm import tqdm
+
+    return tqdm(total=None, unit="doc", desc=f"prepare 0/{total_parts} parts",
+                disable=not cfg.progress, file=sys.stderr, mininterval=1.0)
+
+
+def _run_part(part: Part, steps: list[PipelineStep], out: Path, bar) -> dict[str, Any]:
+    """Read one part, run it through the steps, write its clean documents; return its stats."""
+    read_stats = ReadStats()
+    for step in steps:
+        step.stats = StepStats()  # stats are per part; the totals are summed from markers
+
+    def counted(docs: Iterator[Document]) -> Iterator[Document]:
+        for doc in docs:
+            if bar is not None:
+                bar.update(1)
+            yield doc
+
+    stream: Iterator[Document] = counted(part.read(read_stats))
+    for step in steps:
+        stream = step.run(stream)
+    writer = AtomicLineWriter(out / "parts" / f"{part.key}.jsonl")
+    kept = Counter()
+    for doc in stream:
+        writer.write(doc_to_json(doc))
+        kept["docs"] += 1
+        kept["bytes"] += len(doc.text.encode("utf-8"))
+    writer.commit()
+    return {"source": part.source, "label": part.label, "read": read_stats.as_dict(),
+            "steps": [{"name": s.name, "stats": s.stats.as_dict()} for s in steps],
+            "clean": dict(kept)}
+
+
+def _done_stats(part: Part, out: Path) -> dict[str, Any] | None:
+    """The stats of an already completed part (checked to be the same input), or None."""
+    marker = out / "parts" / f"{part.key}.done.json"
+    if not marker.exists():
+        return None
+    done = json.loads(marker.read_text())
+    if done["label"] != part.label:
+        raise ScalinglabError(f"{marker}: part {part.key} was {done['label']}, now "
+                              f"{part.label}: the inputs changed; use a new --out")
+    return {**done, "resumed": True}
+
+
+def _run_and_mark(part: Part, steps: list[PipelineStep], out: Path, bar) -> dict[str, Any]:
+    stats = _run_part(part, steps, out, bar)
+    marker = out / "parts" / f"{part.key}.done.json"
+    atomic_write_bytes(marker, (json.dumps(stats) + "\n").encode())  # after the output
+    return stats
+
+
+def _worker(cfg_dict: dict[str, Any], index: int) -> dict[str, Any]:
+    """One part in a worker process: the parts and steps are rebuilt from the config (parts
+    hold reader closures, which do not pickle; their order is deterministic)."""
+    cfg = PrepareConfig.from_dict(cfg_dict)
+    parts = [p for src in cfg.sources for p in list_parts(src)]
+    return _run_and_mark(parts[index], build_steps(cfg), Path(cfg.out), None)
+
+
+def _run_parallel(cfg: PrepareConfig, parts: list[Part], out: Path, bar) -> list[dict]:
+    """Run the unfinished parts in ``cfg.workers`` processes (steps must be stateless)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    results: list[dict[str, Any] | None] = [_done_stats(p, out) for p in parts]
+    todo = [i for i, r in enumerate(results) if r is None]
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads
+    with ProcessPoolExecutor(min(cfg.workers, max(1, len(todo))), mp_context=ctx) as pool:
+        futures = {pool.submit(_worker, cfg.as_dict(), i): i for i in todo}
+        for n, fut in enumerate(futures_as_completed(futures), start=1):
+            results[futures[fut]] = stats = fut.result()
+            bar.update(stats["read"]["counts"].get("read.docs", 0))
+            bar.set_description(f"prepare {len(parts) - len(todo) + n}/{len(parts)} parts")
+    return [r for r in results if r is not None]
+
+
+def _restore(steps: list[PipelineStep], out: Path, key: str) -> None:
+    """Feed a completed part's clean documents to steps that keep cross-document state."""
+    restorers = [s.restore for s in steps if hasattr(s, "restore")]
+    if restorers:
+        for doc in read_jsonl_docs(out / "parts" / f"{key}.jsonl"):
+            for restore in restorers:
+                restore(doc)
+
+
+def _check_config(cfg: PrepareConfig, out: Path) -> None:
+    """Refuse to resume a corpus directory that was started with a different config."""
+    path = out / "config.json"
+    mine = cfg.as_dict()
+    for key in ("progress", "workers"):  # these do not change the result
+        mine.pop(key)
+    if path.exists():
+        theirs = json.loads(path.read_text())
+        for key in ("progress", "workers"):
+            theirs.pop(key, None)
+        if theirs != mine:
+            raise ScalinglabError(f"{out}: holds a corpus prepared with another config "
+                                  f"({path}); use another --out or delete it")
+    else:
+        atomic_write_bytes(path, (json.dumps(cfg.as_dict(), indent=2) + "\n").encode())
+
+
+def prepare(cfg: PrepareConfig) -> dict[str, Any]:
+    """Build (or finish, or just return) the clean corpus ``cfg.out``; returns its stats."""
+    if not cfg.sources:
+        raise ScalinglabError("prepare: no sources given (--source PATH or sources: in config)")
+    if not cfg.out:
+        raise ScalinglabError("prepare: no output directory given (--out)")
+    out = Path(cfg.out)
+    if (out / STATS_FILE).exists():
+        _check_config(cfg, out)
+        return json.loads((out / STATS_FILE).read_text())
+    names = [s.resolved_name() for s in cfg.sources]
+    if len(set(names)) != len(names):
+        raise ScalinglabError(f"prepare: two sources share a name in {names}; set `name:`")
+    parts = [p for src in cfg.sources for p in list_parts(src)]
+    (out / "parts").mkdir(parents=True, exist_ok=True)
+    _check_config(cfg, out)
+    for tmp in [*out.glob(".*.tmp-*"), *(out / "parts").glob(".*.tmp-*")]:
+        tmp.unlink()  # unfinished writes of a killed run
+    steps = build_steps(cfg)
+    start = time.perf_counter()
+    scan_steps(steps, parts, cfg.progress)  # corpus-wide counts needed before streaming
+    part_stats = []
+    # state lives in this process: cross-part (restore) or corpus-wide scans (decontamination)
+    stateful = any(hasattr(s, "restore") or hasattr(s, "scan") for s in steps)
+    with _progress(cfg, len(parts)) as bar:
+        if cfg.workers > 1 and not stateful:
+            part_stats = _run_parallel(cfg, parts, out, bar)
+        else:
+            for i, part in enumerate(parts):
+                part_stats.append(_done_stats(part, out) or _run_and_mark(part, steps, out, bar))
+                if part_stats[-1].get("resumed"):
+                    _restore(steps, out, part.key)
+                bar.set_description(f"prepare {i + 1}/{len(parts)} parts")
+    stats = summarize(cfg, [p.key for p in parts], part_stats, steps)
+    stats["output"] = write_mixture(cfg, out, [p.key for p in parts], part_stats,
+                                    stats["mixture"])
+    stats.update(finish_corpus(out, steps, cfg.ngram_index))
+    stats["elapsed_s"] = time.perf_counter() - start
+    atomic_write_bytes(out / STATS_FILE, (json.dumps(stats, indent=2) + "\n").encode())
+    return stats
+
+
+# ----------------------------------------------------------------------------- stats + mixture
+
+
+def summarize(cfg: PrepareConfig, keys: list[str], part_stats: list[dict],
+              steps: list[PipelineStep]) -> dict[str, Any]:
+    """Sum the per-part statistics into per-source reader stats, per-step stats and a plan."""
+    reads: dict[str, ReadStats] = {}
+    step_counts = [Counter() for _ in steps]
+    by_source: list[dict[str, Counter]] = [{} for _ in steps]
+    clean: dict[str, dict[str, int]] = {}
+    for ps in part_stats:
+        reads.setdefault(ps["source"], ReadStats()).merge(ps["read"])
+        for i, st in enumerate(ps["steps"]):
+            step_counts[i].update(st["stats"])
+            by_source[i].setdefault(ps["source"], Counter()).update(st["stats"])
+        c = clean.setdefault(ps["source"], {"docs": 0, "bytes": 0})
+        c["docs"] += ps["clean"].get("docs", 0)
+        c["bytes"] += ps["clean"].get("bytes", 0)
+    for name, rs in reads.items():
+        if rs.counts["read.docs"] == 0:
+            raise ScalinglabError(f"source {name!r}: no readable documents "
+                                  f"(skips: {dict(rs.counts) or 'none'})")
+    weights = _weights(cfg, clean)
+    return {
+        "sources": {name: rs.as_dict() for name, rs in reads.items()},
+        "steps": [{"name": s.name, **_step_summary(c),
+                   "per_source": {src: _step_summary(sc, counts=False)
+                                  for src, sc in sorted(by_source[i].items())}}
+                  for i, (s, c) in enumerate(zip(steps, step_counts, strict=True))],
+        "word_splitter": cfg.quality.build().cfg.word_splitter.value,
+        "clean": clean,
+        "mixture": plan_mixture(clean, weights, cfg.mixture.total_bytes),
+        "parts": len(keys),
+    }
+
+
+def _weights(cfg: PrepareConfig, clean: dict[str, dict[str, int]]) -> dict[str, float | None]:
+    """Mixture weight per source name. The default source fans out into its own sources
+    (kjv, milton, shakespeare); its weight is shared among them by their clean bytes."""
+    weights: dict[str, float | None] = {}
+    for src in cfg.sources:
+        if src.kind != "default":
+            weights[src.resolved_name()] = src.weight
+            continue
+        subs = [name for name in clean if name not in weights and name not in
+                {s.resolved_name() for s in cfg.sources}]
+        total = sum(clean[n]["bytes"] for n in subs) or 1
+        for name in subs:
+            weights[name] = None if src.weight is None else \
+                src.weight * clean[name]["bytes"] / total
+    return weights
+
+
+def _step_summary(raw: Counter, counts: bool = True) -> dict[str, Any]:
+    """In / out / dropped-per-reason documents and bytes of one step, from its raw counts
+    (which other steps may extend with keys of their own, kept under ``counts``)."""
+    drops = {k.removeprefix("dropped.").rsplit(".", 1)[0] for k in raw if
+             k.startswith("dropped.")}
+    summary = {"in": {"docs": raw["in.docs"], "bytes": raw["in.bytes"]},
+               "out": {"docs": raw["out.docs"], "bytes": raw["out.bytes"]},
+               "dropped": {r: {"docs": raw[f"dropped.{r}.docs"],
+                               "bytes": raw[f"dropped.{r}.bytes"]} for r in sorted(drops)}}
+    if counts:
+        summary["counts"] = dict(sorted(raw.items()))
+    return summary
+
+
+def _line_offsets(path: Path) -> list[int]:
+    offsets, pos = [], 0
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                offsets.append(pos)
+            pos += len(line)
+    return offsets
+
+
+def write_mixture(cfg: PrepareConfig, out: Path, keys: list[str], part_stats: list[dict],
+                  plan: dict) -> dict[str, Any]:
+    """Sample clean documents by the plan and write them to ``documents-NNNNN.jsonl``."""
+    index: dict[str, list[tuple[str, int]]] = {}  # source -> [(part key, byte offset)]
+    for key, ps in zip(keys, part_stats, strict=True):
+        offs = _line_offsets(out / "parts" / f"{key}.jsonl")
+        index.setdefault(ps["source"], []).extend((key, o) for o in offs)
+    picks = sample_mixture({s: len(v) for s, v in index.items()}, plan, cfg.mixture.seed,
+                           cfg.mixture.shuffle)
+    for old in out.glob("documents-*.jsonl"):
+        old.unlink()  # left by a killed mixture stage
+    files, handles = [], {}
+    writer, size, per_source = None, 0, Counter()
+    try:
+        for source, i, copy in picks:
+            key, offset = index[source][i]
+            if key not in handles:
+                handles[key] = open(out / "parts" / f"{key}.jsonl", "rb")  # noqa: SIM115
+            handles[key].seek(offset)
+            doc = doc_from_json(handles[key].readline())
+            if copy:
+                doc.metadata = {**doc.metadata, "copy": copy}
+            if writer is None or size >= cfg.shard_bytes:
+                if writer is not None:
+                    writer.commit()
+                writer = AtomicLineWriter(out / f"documents-{len(files):05d}.jsonl")
+                files.append(writer.path.name)
+                size = 0
+            writer.write(doc_to_json(doc))
+            nbytes = len(doc.text.encode("utf-8"))
+            size += nbytes
+            per_source[f"{source}.docs"] += 1
+            per_source[f"{source}.bytes"] += nbytes
+        if writer is not None:
+            writer.commit()
+    finally:
+        for h in handles.values():
+            h.close()
+    return {"documents": len(picks), "bytes": sum(v for k, v in per_source.items()
+                                                  if k.endswith(".bytes")),
+            "per_source": dict(sorted(per_source.items())), "files": files}

@@ -1,0 +1,201 @@
+"""``tokenize_corpus``: a prepared corpus + an HF ``tokenizer.json`` -> the trainer's shards.
+
+Documents are split into train and validation by document id: the ``val_fraction`` of ids with
+the smallest seeded hash are held out, so the split is deterministic, and copies of a document
+made by the mixture land on the same side. Each document's tokens are followed by the
+end-of-text token. Input file ``documents-NNNNN.jsonl`` becomes shards ``train-NNNNN`` and
+``val-NNNNN`` (uint16 when the vocabulary fits, else uint32); a rerun skips input files whose
+completion marker exists. The held-out documents are also written as ``val_docs.jsonl`` (one
+``{"text", "id", "source"}`` per line) for evaluation, and ``meta.json`` (the stats: tokens,
+documents, bytes per token, tokens/s) is written last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scalinglab.config import Config
+from scalinglab.data.pipeline import STATS_FILE, AtomicLineWriter, read_jsonl_docs
+from scalinglab.data.shards import atomic_write_bytes, write_shard
+from scalinglab.errors import ScalinglabError
+
+EOT_TOKEN = "<|endoftext|>"
+
+
+@dataclasses.dataclass
+class TokenizeConfig(Config):
+    """Inputs and knobs of ``scalinglab data tokenize``."""
+
+    corpus: str = ""
+    """A directory written by ``scalinglab data prepare`` (must hold stats.json)."""
+    tokenizer: str = ""
+    """An HF ``tokenizers`` tokenizer.json holding the end-of-text token."""
+    out: str = ""
+    """Shard directory."""
+    val_fraction: float = 0.05
+    """Fraction of documents held out for validation (at least one)."""
+    seed: int = 0
+    """Seed of the train/validation split."""
+    eot_token: str = EOT_TOKEN
+    batch_docs: int = 256
+    """Documents per ``encode_batch`` call."""
+    progress: bool = True
+
+
+def load_tokenizer(path: str | Path, eot_token: str = EOT_TOKEN):
+    """The tokenizer, its end-of-text id and vocabulary size; one-line errors otherwise."""
+    from tokenizers import Tokenizer
+
+    try:
+        tok = Tokenizer.from_file(str(path))
+    except Exception as e:  # tokenizers raises its own Exception type for bad files
+        raise ScalinglabError(f"{path}: cannot load tokenizer: {e}") from None
+    eot = tok.token_to_id(eot_token)
+    if eot is None:
+        raise ScalinglabError(f"{path}: tokenizer has no end-of-text token {eot_token!r}")
+    return tok, int(eot), int(tok.get_vocab_size(with_added_tokens=True))
+
+
+def corpus_files(corpus: str | Path) -> list[Path]:
+    """The mixed document files of a complete corpus."""
+    corpus = Path(corpus)
+    if not (corpus / STATS_FILE).exists():
+        raise ScalinglabError(f"{corpus}: not a complete prepared corpus (no {STATS_FILE}); "
+                              "run or finish `scalinglab data prepare` first")
+    files = sorted(corpus.glob("documents-*.jsonl"))
+    if not files:
+        raise ScalinglabError(f"{corpus}: corpus has no documents-*.jsonl")
+    return files
+
+
+def _split_key(doc_id: str, seed: int) -> bytes:
+    return hashlib.blake2b(f"{seed}:{doc_id}".encode(), digest_size=8).digest()
+
+
+def choose_val_ids(files: list[Path], fraction: float, seed: int) -> set[str]:
+    """The held-out document ids: the ``fraction`` (>= 1 id) with the smallest seeded hash."""
+    if not 0 <= fraction < 1:
+        raise ScalinglabError(f"val_fraction must be in [0, 1), got {fraction}")
+    ids = sorted({d.id for f in files for d in read_jsonl_docs(f)})
+    if fraction == 0:
+        return set()
+    n_val = max(1, round(fraction * len(ids)))
+    if n_val >= len(ids):
+        raise ScalinglabError(f"corpus has {len(ids)} document(s): too few to hold some out")
+    return set(sorted(ids, key=lambda i: _split_key(i, seed))[:n_val])
+
+
+def _encode_file(path: Path, tok, eot: int, val_ids: set[str], batch: int,
+                 bar) -> dict[str, tuple[np.ndarray, int, int, int]]:
+    """``split -> (tokens, docs, text bytes, end-of-text tokens removed from texts)``."""
+    parts: dict[str, list[np.ndarray]] = {"train": [], "val": []}
+    docs = {"train": 0, "val": 0}
+    nbytes = {"train": 0, "val": 0}
+    removed = {"train": 0, "val": 0}
+    buf: list = []
+
+    def flush() -> None:
+        for d, enc in zip(buf, tok.encode_batch([d.text for d in buf]), strict=True):
+            split = "val" if d.id in val_ids else "train"
+            ids = enc.ids
+            if eot in ids:  # the literal "<|endoftext|>" in a text must not end a document
+                removed[split] += ids.count(eot)
+                ids = [i for i in ids if i != eot]
+            parts[split].append(np.asarray(ids + [eot], dtype=np.uint32))
+            docs[split] += 1
+            nbytes[split] += len(d.text.encode("utf-8"))
+        bar.update(len(buf))
+        buf.clear()
+
+    for doc in read_jsonl_docs(path):
+        buf.append(doc)
+        if len(buf) >= batch:
+            flush()
+    flush()
+    return {s: (np.concatenate(parts[s]) if parts[s] else np.zeros(0, np.uint32), docs[s],
+                nbytes[s], removed[s]) for s in parts}
+
+
+def tokenize_corpus(cfg: TokenizeConfig) -> dict[str, Any]:
+    """Tokenize and pack a prepared corpus into train/val shards; returns the stats."""
+    from tqdm import tqdm
+
+    if not cfg.out:
+        raise ScalinglabError("tokenize: no output directory given (--out)")
+    out = Path(cfg.out)
+    if (out / "meta.json").exists():
+        return json.loads((out / "meta.json").read_text())
+    files = corpus_files(cfg.corpus)
+    tok, eot, vocab = load_tokenizer(cfg.tokenizer, cfg.eot_token)
+    val_ids = choose_val_ids(files, cfg.val_fraction, cfg.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_settings(cfg, out, vocab)
+    totals = {s: {"tokens": 0, "docs": 0, "bytes": 0, "eot_removed_from_text": 0}
+              for s in ("train", "val")}
+    start, new_tokens = time.perf_counter(), 0
+    with tqdm(unit="doc", desc="tokenize", disable=not cfg.progress, file=sys.stderr,
+              mininterval=1.0) as bar:
+        for index, path in enumerate(files):
+            marker = out / f".done-{index:05d}.json"  # written after both shards
+            if marker.exists():
+                done = json.loads(marker.read_text())
+            else:
+                encoded = _encode_file(path, tok, eot, val_ids, cfg.batch_docs, bar)
+                done = {}
+                for split, (tokens, docs, nbytes, removed) in encoded.items():
+                    write_shard(out, split, index, tokens, vocab_size=vocab, eot_id=eot,
+                                num_docs=docs)
+                    done[split] = {"tokens": int(tokens.size), "docs": docs, "bytes": nbytes,
+                                   "eot_removed_from_text": removed}
+                    new_tokens += int(tokens.size)
+                atomic_write_bytes(marker, json.dumps(done).encode())
+            for split, counts in done.items():
+                for k, v in counts.items():
+                    totals[split][k] += v
+    elapsed = time.perf_counter() - start
+    _write_val_docs(out, files, val_ids)
+    meta = _meta(cfg, vocab, eot, totals, elapsed, new_tokens)
+    atomic_write_bytes(out / "meta.json", (json.dumps(meta, indent=2) + "\n").encode())
+    return meta
+
+
+def _check_settings(cfg: TokenizeConfig, out: Path, vocab: int) -> None:
+    """Refuse to resume into shards made from another corpus / tokenizer / split."""
+    mine = {"corpus": str(Path(cfg.corpus).resolve()), "tokenizer_sha256": hashlib.sha256(
+        Path(cfg.tokenizer).read_bytes()).hexdigest(), "vocab_size": vocab,
+        "val_fraction": cfg.val_fraction, "seed": cfg.seed}
+    path = out / ".tokenize-settings.json"
+    if path.exists() and json.loads(path.read_text()) != mine:
+        raise ScalinglabError(f"{out}: holds shards from other settings ({path}); "
+                              "use another --out or delete it")
+    atomic_write_bytes(path, json.dumps(mine).encode())
+
+
+def _write_val_docs(out: Path, files: list[Path], val_ids: set[str]) -> None:
+    """The held-out documents, once each (not the extra copies a mixture made), for eval."""
+    writer = AtomicLineWriter(out / "val_docs.jsonl")
+    for f in files:
+        for d in read_jsonl_docs(f):
+            if d.id in val_ids and not d.metadata.get("copy"):
+                writer.write(json.dumps({"text": d.text, "id": d.id, "source": d.source},
+                                        ensure_ascii=False))
+    writer.commit()
+
+
+def _meta(cfg: TokenizeConfig, vocab: int, eot: int, totals: dict, elapsed: float,
+          new_tokens: int) -> dict[str, Any]:
+    bytes_total = totals["train"]["bytes"] + totals["val"]["bytes"]
+    tokens_total = totals["train"]["tokens"] + totals["val"]["tokens"]
+    return {"corpus": cfg.corpus, "tokenizer": cfg.tokenizer, "vocab_size": vocab,
+            "eot_id": eot, "dtype": "uint16" if vocab <= 1 << 16 else "uint32",
+            "val_fraction": cfg.val_fraction, "seed": cfg.seed, "splits": totals,
+            "bytes_per_token": bytes_total / tokens_total if tokens_total else None,
+            "elapsed_s": elapsed, "tokens_per_s": new_tokens / elapsed if elapsed else None}

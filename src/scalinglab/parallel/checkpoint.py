@@ -1,0 +1,162 @@
+"""Sharded checkpoints with ``torch.distributed.checkpoint`` (DCP), and the full-model export.
+
+A distributed checkpoint is a directory ``RUN/checkpoints/step-00000123/``: every rank writes
+its own shards of the model and optimiser state (``__<rank>_0.distcp``), DCP writes the global
+``.metadata`` index, and rank 0 adds ``trainer.json`` (step, elapsed time, validation loss,
+the layout that wrote it). Tensors are keyed by the full model's parameter names and global
+offsets, never by rank, so a checkpoint loads under any other layout or world size (DCP
+reshards on load). The directory is written under a temporary name and renamed when every
+rank has finished, so a killed save never looks like a checkpoint.
+
+Loading runs no pickled code: DCP's ``.metadata`` index is a pickle of torch's own
+dataclasses, so it is read with an unpickler that admits only those classes (plus
+``torch.Size`` / dtypes / paths), and DCP itself reads the non-tensor entries with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from safetensors.torch import save_file
+from torch import nn
+from torch.distributed.checkpoint.metadata import Metadata, StorageMeta
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_state_dict,
+    set_state_dict,
+)
+
+from scalinglab.model.config import ModelConfig
+from scalinglab.train.checkpoint import CHECKPOINT_DIR, CheckpointError, atomic_write_json
+
+_STEP_DIR = re.compile(r"step-(\d+)$")
+# Optimiser state and hyper-parameters keyed by parameter name ("state.<fqn>.exp_avg",
+# "param_groups.<fqn>.lr"), so that a rank of another pipeline layout finds its parameters'.
+_OPTIONS = StateDictOptions(flatten_optimizer_state_dict=True)
+TRAINER_STATE = "trainer.json"
+
+
+class _MetadataUnpickler(pickle.Unpickler):
+    """Admits DCP's metadata classes and the few torch / stdlib types they hold, nothing else."""
+
+    SAFE = {("torch", "Size"), ("torch.serialization", "_get_layout"),
+            ("pathlib", "PosixPath"), ("pathlib", "PurePosixPath"), ("pathlib", "WindowsPath"),
+            ("collections", "OrderedDict")}
+
+    def find_class(self, module: str, name: str):
+        ok = (module, name) in self.SAFE or module.startswith("torch.distributed.checkpoint.")
+        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+            ok = True
+        if not ok:
+            raise pickle.UnpicklingError(f"refusing {module}.{name} in checkpoint metadata")
+        return super().find_class(module, name)
+
+
+class SafeFileSystemReader(dcp.FileSystemReader):
+    """DCP's file reader with the restricted metadata unpickler."""
+
+    def read_metadata(self, *args: Any, **kwargs: Any) -> Metadata:
+        path = Path(self.path) / ".metadata"
+        try:
+            with open(path, "rb") as f:
+                metadata = _MetadataUnpickler(f).load()
+        except (OSError, pickle.UnpicklingError, EOFError) as e:
+            raise CheckpointError(f"{path}: cannot read checkpoint index: {e}") from None
+        if getattr(metadata, "storage_meta", None) is None:
+            metadata.storage_meta = StorageMeta()
+        metadata.storage_meta.load_id = self.load_id
+        return metadata
+
+
+def checkpoint_dirs(run_dir: str | Path) -> list[int]:
+    """Steps of the complete distributed checkpoints in ``run_dir``, oldest first."""
+    d = Path(run_dir) / CHECKPOINT_DIR
+    if not d.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in d.iterdir()
+                  if (m := _STEP_DIR.match(p.name)) and (p / TRAINER_STATE).exists())
+
+
+def step_dir(run_dir: str | Path, step: int) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / f"step-{step:08d}"
+
+
+def save(run_dir: str | Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+         trainer_state: dict[str, Any], keep: int) -> Path:
+    """Collective: every rank writes its shards; rank 0 finalises and prunes old ones."""
+    final = step_dir(run_dir, step)
+    tmp = final.with_name(f".{final.name}.tmp")
+    rank = dist.get_rank()
+    if rank == 0 and tmp.exists():
+        shutil.rmtree(tmp)  # left by a killed save
+    dist.barrier()
+    msd, osd = get_state_dict(model, optimizer, options=_OPTIONS)
+    dcp.save({"model": msd, "optimizer": osd}, checkpoint_id=str(tmp))
+    dist.barrier()
+    if rank == 0:
+        atomic_write_json(tmp / TRAINER_STATE, trainer_state)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        for old in checkpoint_dirs(run_dir)[:-max(1, keep)]:
+            shutil.rmtree(step_dir(run_dir, old), ignore_errors=True)
+    dist.barrier()
+    return final
+
+
+def load(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Collective: fill ``model`` and ``optimizer`` (any layout) from checkpoint ``path``;
+    returns the trainer state saved beside the shards."""
+    # Empty state dicts in this layout's shapes and shards; DCP fills them from the files.
+    msd, osd = get_state_dict(model, optimizer, options=_OPTIONS)
+    state = {"model": msd, "optimizer": osd}
+    dcp.load(state, storage_reader=SafeFileSystemReader(str(path)))
+    set_state_dict(model, optimizer, model_state_dict=state["model"],
+                   optim_state_dict=state["optimizer"], options=_OPTIONS)
+    return json.loads((path / TRAINER_STATE).read_text())
+
+
+def full_state_dict(model: nn.Module, leader: bool) -> dict[str, torch.Tensor]:
+    """Collective: the unsharded parameters on rank 0 (all pipeline stages merged).
+
+    Every rank of a pipeline stage gathers its stage's full tensors (FSDP all-gather, TP
+    ``full_tensor``); one ``leader`` per stage then sends them to rank 0.
+    """
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=False)
+    local = get_model_state_dict(model, options=opts)
+    local = {k: v.detach().cpu() for k, v in local.items()} if leader else {}
+    parts: list[Any] = [None] * dist.get_world_size() if dist.get_rank() == 0 else []
+    dist.gather_object(local, parts if dist.get_rank() == 0 else None, dst=0)
+    if dist.get_rank() != 0:
+        return {}
+    merged: dict[str, torch.Tensor] = {}
+    for part in parts:
+        merged.update(part)
+    return merged
+
+
+def export(run_dir: str | Path, model: nn.Module, cfg: ModelConfig, leader: bool) -> None:
+    """Collective: rank 0 writes ``model.safetensors`` + ``model_config.json``, the same
+    files a single-process run exports (``scalinglab.train.checkpoint.load_model`` reads them)."""
+    state = full_state_dict(model, leader)
+    if dist.get_rank() != 0:
+        return
+    if cfg.tie_embeddings:
+        state.pop("output.weight", None)
+    state = {k: v.contiguous() for k, v in sorted(state.items())}
+    path = Path(run_dir) / "model.safetensors"
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    save_file(state, str(tmp))
+    os.replace(tmp, path)
+    atomic_write_json(Path(run_dir) / "model_config.json", cfg.as_dict())

@@ -1,0 +1,408 @@
+"""The distributed trainer: the single-process Trainer's loop on a sharded model.
+
+``DistributedTrainer`` reuses ``Trainer``'s run logic (plan, schedule, metrics, summary) and
+replaces what depends on the layout: building the model (``parallelize``), one step (data
+split by data-parallel rank, pipeline schedules, loss parallelism), gradient clipping over
+sharded gradients, evaluation, DCP checkpoints and the export. Only rank 0 writes the run
+directory's files and shows progress, so a distributed run directory looks exactly like a
+single-process one (plus ``summary.json["parallel"]``).
+
+Launch: ``torchrun --standalone --nproc-per-node 4 -m scalinglab train ... --parallel
+fsdp=2,tp=2``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.distributed.tensor import DTensor
+from torch.distributed.tensor.parallel import loss_parallel
+
+from scalinglab.config import ConfigError
+from scalinglab.model.accounting import FlopConvention, train_flops_per_token
+from scalinglab.parallel import checkpoint as dckpt
+from scalinglab.parallel.dims import AXES, ParallelDims, init_process_group
+from scalinglab.parallel.parallelize import parallelize
+from scalinglab.parallel.pp import build_schedule
+from scalinglab.train import checkpoint as ckpt
+from scalinglab.train.callbacks import (
+    Callback,
+    EvalCallback,
+    MetricsCallback,
+    ProgressCallback,
+)
+from scalinglab.train.config import TrainConfig
+from scalinglab.train.data import TokenWindows
+from scalinglab.train.optim import build_optimizer, lr_at
+from scalinglab.train.trainer import Trainer, plan_run
+from scalinglab.utils.hardware import peak_flops
+
+
+class DistCheckpointCallback(Callback):
+    """Saves a sharded checkpoint every ``checkpoint_every`` steps and at the end (collective)."""
+
+    def post_step(self, trainer: DistributedTrainer, metrics: dict[str, Any]) -> None:
+        if trainer.step % trainer.checkpoint_every == 0 or trainer.step == trainer.plan.steps:
+            trainer.save_checkpoint()
+
+
+class DistributedTrainer(Trainer):
+    """Trains one model over ``torchrun``'s processes laid out by ``cfg.parallel``."""
+
+    # NOTE: Trainer.__init__ is not called: it builds the whole model on one device, which
+    # is exactly what a sharded run must avoid. The attributes Trainer's methods use are set here.
+    def __init__(self, cfg: TrainConfig, callbacks: list[Callback] | None = None,
+                 progress: bool = True):
+        if not cfg.out:
+            raise ConfigError("TrainConfig.out (the run directory) is not set")
+        self.cfg, self.pcfg = cfg, cfg.parallel
+        self.run_dir = Path(cfg.out)
+        self.plan = plan_run(cfg)
+        torch.set_num_threads(cfg.threads or int(os.environ.get("OMP_NUM_THREADS", "1")))
+        self.rank, world = init_process_group(self.pcfg.timeout_s)
+        self._init_layout(world)
+        self._load_data()
+        self._init_model()
+        self.flops_per_token = train_flops_per_token(cfg.model, FlopConvention.chinchilla,
+                                                     self.plan.seq_len)
+        # MFU of the whole job: throughput is global, so the peak is one device's x world size.
+        self.peak_flops = (cfg.peak_flops or peak_flops(self.device, cfg.dtype)) * world
+        self.step, self.elapsed = 0, 0.0
+        self.last_val_loss: float | None = None
+        self.last_val_step = -1
+        self.callbacks = callbacks if callbacks is not None else self._callbacks(progress)
+
+    def _init_layout(self, world: int) -> None:
+        """Degrees, batch split, device, mesh and this rank's coordinates in it."""
+        cfg = self.cfg
+        self.dims = ParallelDims.from_config(self.pcfg, world)
+        self.dims.validate(cfg.model, self.pcfg, self.plan.batch_seqs, cfg.micro_batch_size,
+                           self.plan.seq_len)
+        self.local_batch = self.dims.local_batch(self.plan.batch_seqs)
+        self.n_micro = self.dims.num_microbatches(self.plan.batch_seqs, cfg.micro_batch_size)
+        self.device = _device(cfg.device)
+        self.mesh = self.dims.build_mesh(self.device.type)
+        coord = dict(zip(AXES, self.mesh.get_coordinate(), strict=True))
+        self.dp_rank = coord["dp"] * self.dims.fsdp + coord["fsdp"]
+        self.is_stage_leader = coord["dp"] == coord["fsdp"] == coord["tp"] == 0
+
+    def _init_model(self) -> None:
+        """The sharded model, its optimiser, the pipeline schedule and the precision."""
+        cfg = self.cfg
+        self.pm = parallelize(cfg.model, self.pcfg, self.dims, self.mesh, self.device,
+                              seed=cfg.seed, dtype=cfg.dtype, compile=cfg.compile)
+        self.model, self.forward = self.pm.model, self.pm.forward
+        self.optimizer = build_optimizer(self.model, cfg, foreach=_uniform(self.model))
+        self.schedule, self.stages = None, []
+        self._sum_loss = False  # the pipeline's loss: a mean in training, a sum in evaluation
+        if self.dims.pp > 1:
+            self.schedule, self.stages = build_schedule(
+                self.pm.parts, self.pm.stage_ids, self.dims.pp * self.pcfg.stages_per_rank,
+                self.mesh["pp"], self.device, self.n_micro, self._pipeline_loss,
+                self.pcfg.pp_schedule)
+        # FSDP's bf16 parameters replace autocast; otherwise bf16 is autocast as in Trainer.
+        fsdp_bf16 = cfg.dtype == "bf16" and self.device.type == "cuda" and self.dims.uses_fsdp
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                       enabled=cfg.dtype == "bf16" and not fsdp_bf16)
+        self.loss_parallel = self.dims.tp > 1 and self.dims.pp == 1 and self.pcfg.loss_parallel
+
+    def _load_data(self) -> None:
+        cfg = self.cfg
+        self.train_data = TokenWindows(cfg.data, "train", self.plan.seq_len, seed=cfg.seed)
+        self.val_data = TokenWindows(cfg.data, "val", self.plan.seq_len, seed=cfg.seed)
+        if self.train_data.vocab_size > cfg.model.vocab_size:
+            raise ConfigError(f"{cfg.data}: shards use a vocabulary of "
+                              f"{self.train_data.vocab_size} ids but model.vocab_size is "
+                              f"{cfg.model.vocab_size}")
+
+    def _callbacks(self, progress: bool) -> list[Callback]:
+        """Evaluation and checkpoints are collective (every rank); logging is rank 0's."""
+        if self.rank != 0:
+            return [EvalCallback(), DistCheckpointCallback()]
+        cbs: list[Callback] = [EvalCallback(), MetricsCallback()]
+        if progress:
+            cbs.append(ProgressCallback())
+        return [*cbs, DistCheckpointCallback()]
+
+    # ------------------------------------------------------------------ one step
+
+    def _loss_ctx(self):
+        return loss_parallel() if self.loss_parallel else contextlib.nullcontext()
+
+    def forward_backward_step(self, inputs: torch.Tensor, targets: torch.Tensor,
+                              scale: float) -> torch.Tensor:
+        """Loss of one micro-batch (no pipeline); gradients of ``loss * scale`` accumulate."""
+        inputs, targets = inputs.to(self.device), targets.to(self.device)
+        with self._loss_ctx():
+            with self.autocast:
+                logits = self.forward(inputs)  # (B, T, V), vocab-sharded under loss parallel
+            loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+            (loss * scale).backward()
+        return _local(loss.detach())
+
+    def train_step(self) -> dict[str, Any]:
+        """One optimiser step over the global batch; this rank takes its data-parallel slice."""
+        lr = lr_at(self.step, self.plan.steps, self.cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        first = self.step * self.plan.batch_seqs + self.dp_rank * self.local_batch
+        x, y = self.train_data.batch(first, self.local_batch)  # (local_batch, T) each
+        if self.schedule is not None:
+            loss = self._pipeline_step(x, y)
+        else:
+            loss = self._accumulate(x, y)
+        grad_norm = self._clip_gradients()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return {"step": self.step, "lr": lr, "train_loss": self._mean_over_ranks(loss),
+                "grad_norm": float(grad_norm)}
+
+    def _accumulate(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        micro = self.local_batch // self.n_micro
+        loss = torch.zeros((), device=self.device)
+        for i in range(self.n_micro):
+            with self._grad_sync(last=i == self.n_micro - 1):
+                xs, ys = x[i * micro:(i + 1) * micro], y[i * micro:(i + 1) * micro]
+                loss += self.forward_backward_step(xs, ys, 1.0 / self.n_micro)
+        return loss / self.n_micro
+
+    @contextlib.contextmanager
+    def _grad_sync(self, last: bool):
+        """Reduce gradients across data-parallel ranks only on the last micro-batch."""
+        part = self.pm.parts[0]
+        if hasattr(part, "set_requires_gradient_sync"):  # FSDP2
+            part.set_requires_gradient_sync(last)
+        if hasattr(self.forward, "no_sync") and not last:  # DDP
+            with self.forward.no_sync():
+                yield
+            return
+        yield
+
+    def _pipeline_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        """Run the schedule on this rank's stages; returns the mean loss on the last stage."""
+        losses: list[torch.Tensor] = []
+        with self.autocast:
+            self._run_schedule(self.schedule.step, x, y, losses)
+        return torch.stack(losses).mean().detach() if losses else None
+
+    def _run_schedule(self, fn, x: torch.Tensor, y: torch.Tensor, losses: list) -> None:
+        first = any(s.is_first for s in self.stages)
+        last = any(s.is_last for s in self.stages)
+        target = y.to(self.device) if last else None
+        if first:
+            fn(x.to(self.device), target=target, losses=losses)
+        else:
+            fn(target=target, losses=losses)
+
+    def _clip_gradients(self) -> torch.Tensor:
+        """Global gradient norm over every shard and stage, then clip to ``grad_clip``."""
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params], 2.0, foreach=True)
+        if isinstance(norm, DTensor):
+            norm = norm.full_tensor()  # sums the TP / FSDP partial norms
+        if self.dims.pp > 1:  # each pipeline rank holds different parameters
+            norm = norm ** 2
+            dist.all_reduce(norm, group=self.mesh["pp"].get_group())
+            norm = norm.sqrt()
+        clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
+        torch.nn.utils.clip_grads_with_norm_(params, clip, norm, foreach=True)
+        return norm
+
+    def _mean_over_ranks(self, value: torch.Tensor | float | None) -> float:
+        """Mean of a per-rank scalar over the ranks that hold one (the last pipeline stage:
+        ``dp x fsdp x tp`` ranks; TP peers hold equal copies)."""
+        t = torch.zeros((), dtype=torch.float64, device=self.device)
+        if value is not None:
+            t += float(value)
+        dist.all_reduce(t)
+        return float(t) / (self.dims.dp_degree * self.dims.tp)
+
+    # ------------------------------------------------------------------ evaluation
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """Mean validation loss over the single-process run's fixed windows (every data rank
+        evaluates all of them; TP peers and pipeline stages cooperate on each batch)."""
+        for part in self.pm.parts:
+            part.eval()
+        windows = max(1, self.cfg.eval_tokens // self.plan.seq_len)
+        if self.schedule is None:
+            loss = self._evaluate_plain(windows)
+        else:
+            loss = self._evaluate_pipeline(windows)
+        for part in self.pm.parts:
+            part.train()
+        self.last_val_loss, self.last_val_step = self._mean_over_ranks(loss), self.step
+        return self.last_val_loss
+
+    def _evaluate_plain(self, windows: int) -> float:
+        micro = self.local_batch // self.n_micro
+        total, count = 0.0, 0
+        for x, y in self.val_data.sequential_batches(micro, windows):
+            with self._loss_ctx():
+                with self.autocast:
+                    logits = self.model(x.to(self.device))
+                loss = F.cross_entropy(logits.float().flatten(0, 1),
+                                       y.to(self.device).flatten(), reduction="sum")
+            total += float(_local(loss))
+            count += y.numel()
+        return total / count
+
+    def _evaluate_pipeline(self, windows: int) -> float | None:
+        """The same windows as without a pipeline, in whole local batches (stage shapes are
+        fixed): the last batch is padded with rows whose targets are ignored (-100)."""
+        n = min(windows, self.val_data.num_windows)
+        total = 0.0
+        self._sum_loss = True
+        try:
+            for start in range(0, n, self.local_batch):
+                rows = [self.val_data.window(min(w, n - 1))
+                        for w in range(start, start + self.local_batch)]
+                t = torch.from_numpy(np.stack(rows).astype(np.int64))  # (local_batch, T + 1)
+                x, y = t[:, :-1], t[:, 1:].clone()
+                y[max(0, n - start):] = -100  # padding rows
+                losses: list[torch.Tensor] = []
+                with self.autocast:
+                    self._run_schedule(self.schedule.eval, x, y, losses)
+                total += sum(float(v) for v in losses)
+        finally:
+            self._sum_loss = False
+        has_loss = any(s.is_last for s in self.stages)
+        return total / (n * self.plan.seq_len) if has_loss else None
+
+    def _pipeline_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Next-token cross-entropy of one micro-batch (the schedule's ``loss_fn``)."""
+        return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(),
+                               reduction="sum" if self._sum_loss else "mean")
+
+    # ------------------------------------------------------------------ state and the run
+
+    def trainer_state(self) -> dict[str, Any]:
+        return {"step": self.step, "samples_seen": self.step * self.plan.batch_seqs,
+                "elapsed": self.elapsed, "last_val_loss": self.last_val_loss,
+                "last_val_step": self.last_val_step, "parallel": self.dims.as_dict()}
+
+    def save_checkpoint(self) -> None:
+        dckpt.save(self.run_dir, self.step, self.model, self.optimizer, self.trainer_state(),
+                   self.cfg.keep_checkpoints)
+
+    def _prepare_run_dir(self) -> int | None:
+        """Check or write config.json (the layout may differ from the saved one); load the
+        newest sharded checkpoint, resharding it to this layout. Returns the resume step."""
+        config_path = self.run_dir / "config.json"
+        dist.barrier()
+        mine = _without_layout(self.cfg.as_dict())
+        if config_path.exists() and _without_layout(json.loads(config_path.read_text())) != mine:
+            raise ConfigError(f"{self.run_dir}: holds a run with a different config; "
+                              "use another --out")
+        if ckpt.checkpoint_steps(self.run_dir):
+            raise ConfigError(f"{self.run_dir}: holds single-process checkpoints; resume it "
+                              "without torchrun")
+        dist.barrier()
+        if self.rank == 0 and not config_path.exists():
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            ckpt.atomic_write_json(config_path, self.cfg.as_dict())
+        steps = dckpt.checkpoint_dirs(self.run_dir)
+        dist.barrier()
+        if not steps:
+            return None
+        state = dckpt.load(dckpt.step_dir(self.run_dir, steps[-1]), self.model, self.optimizer)
+        self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+        self.last_val_loss = state.get("last_val_loss")
+        self.last_val_step = int(state.get("last_val_step", -1))
+        return self.step
+
+    def fit(self) -> dict[str, Any]:
+        """Run (or resume) to the planned step; rank 0 writes metrics and ``summary.json``."""
+        summary_path = self.run_dir / "summary.json"
+        if summary_path.exists():
+            return json.loads(summary_path.read_text())
+        resume_step = self._prepare_run_dir()
+        for cb in self.callbacks:
+            cb.on_start(self, resume_step)
+        while self.step < self.plan.steps:
+            start = time.perf_counter()
+            metrics = self.train_step()
+            seconds = time.perf_counter() - start
+            self.elapsed += seconds
+            self._add_throughput(metrics, seconds)
+            for cb in self.callbacks:
+                cb.post_step(self, metrics)
+        dist.barrier()  # rank 0's last metrics row is on disk before the summary reads it
+        summary = self.summary()
+        dckpt.export(self.run_dir, self.model, self.cfg.model, self.is_stage_leader)
+        for cb in self.callbacks:
+            cb.on_end(self, summary)
+        if self.rank == 0:
+            ckpt.atomic_write_json(summary_path, summary)
+        dist.barrier()
+        return summary
+
+    def summary(self) -> dict[str, Any]:
+        return {**super().summary(), "parallel": self.dims.as_dict(),
+                "world_size": self.dims.world_size}
+
+    def close(self) -> None:
+        """Release the training objects before the process group (gloo aborts otherwise)."""
+        for name in ("schedule", "stages", "optimizer", "model", "forward", "pm"):
+            if hasattr(self, name):
+                delattr(self, name)
+        gc.collect()
+
+
+def train_distributed(cfg: TrainConfig, progress: bool = True,
+                      shutdown: bool = True) -> dict[str, Any]:
+    """Python API of ``torchrun ... -m scalinglab train``: run (or resume) ``cfg`` on this
+    process's share of the layout; returns the summary on every rank."""
+    if "WORLD_SIZE" not in os.environ and not dist.is_initialized() and cfg.parallel.is_parallel:
+        raise ConfigError("a parallel layout runs under torchrun: torchrun --standalone "
+                          "--nproc-per-node N -m scalinglab train ... --parallel ...")
+    trainer = None
+    try:
+        trainer = DistributedTrainer(cfg, progress=progress)
+        return trainer.fit()
+    finally:
+        if trainer is not None:
+            trainer.close()
+        del trainer
+        gc.collect()
+        if shutdown and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _local(t: torch.Tensor) -> torch.Tensor:
+    return t.full_tensor() if isinstance(t, DTensor) else t
+
+
+def _uniform(model: torch.nn.Module) -> bool:
+    """AdamW's foreach path needs all parameters DTensors or none of them."""
+    kinds = {isinstance(p, DTensor) for p in model.parameters()}
+    return len(kinds) == 1
+
+
+# Fields that do not change what is computed: a run may resume under another layout, with
+# other micro-batches, from a run directory that was moved (e.g. to another cluster).
+LAYOUT_FIELDS = ("parallel", "micro_batch_size", "out")
+
+
+def _without_layout(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in LAYOUT_FIELDS}
+
+
+def _device(name: str) -> torch.device:
+    """This rank's device: its local GPU under torchrun, or the CPU."""
+    if name in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device(name if name != "auto" else "cpu")

@@ -1,0 +1,102 @@
+"""Accelerator catalogue: peak dense bf16 FLOP/s, memory, link bandwidths, GPUs per node.
+
+Bandwidths are per GPU and per direction, in GB/s (1e9 bytes/s): ``nvlink_gbs`` inside a node
+(A100 NVLink 3: 600 GB/s bidirectional = 300 each way; H100/H200 NVLink 4: 450 each way) and
+``internode_gbs`` across nodes (DGX A100: one 200 Gb/s HDR NIC per GPU = 25 GB/s; DGX H100/H200:
+one 400 Gb/s NDR NIC per GPU = 50 GB/s). Users add or override kinds with a YAML/JSON file
+mapping a name to the fields of :class:`GPUSpec`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import yaml
+
+from scalinglab.config import Config, ConfigError
+
+GIB = 2**30
+
+
+@dataclasses.dataclass
+class GPUSpec(Config):
+    """One accelerator kind as the planner sees it."""
+
+    name: str = "gpu"
+    """Catalogue key, e.g. ``a100-80gb``."""
+    peak_bf16_tflops: float = 312.0
+    """Dense (no sparsity) bf16 tensor-core peak, TFLOP/s."""
+    memory_gib: float = 80.0
+    """Device memory in GiB (what ``nvidia-smi`` shows, / 1024)."""
+    nvlink_gbs: float = 300.0
+    """Intra-node GPU-to-GPU bandwidth per GPU, per direction, GB/s."""
+    internode_gbs: float = 25.0
+    """Inter-node bandwidth per GPU, per direction, GB/s."""
+    gpus_per_node: int = 8
+    """GPUs sharing one NVLink domain (tensor parallelism stays inside it)."""
+
+    @property
+    def peak_flops(self) -> float:
+        return self.peak_bf16_tflops * 1e12
+
+    @property
+    def memory_bytes(self) -> float:
+        return self.memory_gib * GIB
+
+
+# Vendor datasheets (SXM parts, dense bf16). H200's "141 GB" is 143771 MiB = 140.4 GiB.
+CATALOGUE: dict[str, GPUSpec] = {
+    spec.name: spec
+    for spec in (
+        GPUSpec("a100-40gb", 312.0, 40.0, 300.0, 25.0, 8),
+        GPUSpec("a100-80gb", 312.0, 80.0, 300.0, 25.0, 8),
+        GPUSpec("h100-80gb", 989.0, 80.0, 450.0, 50.0, 8),
+        GPUSpec("h200-141gb", 989.0, 140.4, 450.0, 50.0, 8),
+    )
+}
+
+
+def load_catalogue(path: str | Path | None = None) -> dict[str, GPUSpec]:
+    """The built-in catalogue, extended (or overridden) by the kinds in ``path``.
+
+    The file maps a kind name to :class:`GPUSpec` fields; omitted fields keep the defaults
+    (or the built-in kind's values when the name overrides one).
+    """
+    catalogue = dict(CATALOGUE)
+    if path is None:
+        return catalogue
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())  # JSON is a subset of YAML
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: cannot read GPU catalogue: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of GPU kind -> fields")
+    for name, fields in data.items():
+        if not isinstance(fields, dict):
+            raise ConfigError(f"{path}: entry {name!r} must be a mapping of GPUSpec fields")
+        base = catalogue.get(str(name), GPUSpec())
+        try:
+            spec = base.merge({**fields, "name": str(name)})
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {name}: {e}") from None
+        _check_spec(spec, f"{path}: {name}")
+        catalogue[spec.name] = spec
+    return catalogue
+
+
+def _check_spec(spec: GPUSpec, where: str) -> None:
+    for field in ("peak_bf16_tflops", "memory_gib", "nvlink_gbs", "internode_gbs",
+                  "gpus_per_node"):
+        if getattr(spec, field) <= 0:
+            raise ConfigError(f"{where}: {field} must be positive, got {getattr(spec, field)}")
+
+
+def get_gpu(name: str, catalogue_path: str | Path | None = None) -> GPUSpec:
+    """The spec of GPU kind ``name``; a one-line error lists the known kinds."""
+    catalogue = load_catalogue(catalogue_path)
+    key = name.lower()
+    if key not in catalogue:
+        raise ConfigError(f"unknown GPU kind {name!r}; known: {', '.join(catalogue)}")
+    return catalogue[key]
