@@ -226,12 +226,17 @@ class Transformer(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Token ids (B, T) -> logits (B, T, V); hidden states pass through absent parts."""
+        h = self.hidden_states(tokens)
+        return self.output(h) if self.output is not None else h
+
+    def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token ids (B, T) -> final normalised hidden states (B, T, D), before the output
+        projection (the trainer fuses that projection with the loss)."""
         h = self.tok_embeddings(tokens) if self.tok_embeddings is not None else tokens
         h = self.input_positions(h) if self.tok_embeddings is not None else h
         for layer in self.layers.values():
             h = layer(h)
-        h = self.norm(h) if self.norm is not None else h
-        return self.output(h) if self.output is not None else h
+        return self.norm(h) if self.norm is not None else h
 
     @torch.no_grad()
     def init_weights(self, seed: int | None = None) -> None:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from scalinglab.config import ConfigError
 from scalinglab.model.accounting import (
@@ -37,7 +36,7 @@ from scalinglab.train.callbacks import (
 )
 from scalinglab.train.config import TrainConfig
 from scalinglab.train.data import TokenWindows
-from scalinglab.train.loss import cross_entropy
+from scalinglab.train.loss import linear_cross_entropy
 from scalinglab.train.metrics import read_metrics
 from scalinglab.train.optim import build_optimizer, lr_at
 from scalinglab.utils.hardware import peak_flops
@@ -116,6 +115,10 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model, seed=cfg.seed, device=self.device)
         self.forward = torch.compile(self.model) if cfg.compile else self.model
+        # Training and evaluation stop at the hidden states: the loss fuses the output layer.
+        self.hidden = (torch.compile(self.model.hidden_states) if cfg.compile
+                       else self.model.hidden_states)
+        self.matmul_dtype = torch.bfloat16 if cfg.dtype == "bf16" else torch.float32
         self.optimizer = build_optimizer(self.model, cfg)
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
                                        enabled=cfg.dtype == "bf16")
@@ -136,8 +139,8 @@ class Trainer:
         inputs = inputs.to(self.device, non_blocking=True)
         targets = targets.to(self.device, non_blocking=True)
         with self.autocast:
-            logits = self.forward(inputs)  # (B, T, V)
-        loss = cross_entropy(logits, targets)  # fp32 (from bf16 logits under autocast)
+            h = self.hidden(inputs)  # (B, T, D)
+        loss = linear_cross_entropy(h, self.model.output.weight, targets, self.matmul_dtype)
         (loss * scale).backward()
         return loss.detach()
 
@@ -168,10 +171,10 @@ class Trainer:
         total, count = torch.zeros((), device=self.device, dtype=torch.float64), 0
         for x, y in self.val_data.sequential_batches(self.plan.micro_batch, windows):
             with self.autocast:
-                logits = self.forward(x.to(self.device, non_blocking=True))  # (B, T, V)
-            total += F.cross_entropy(logits.float().flatten(0, 1),
-                                     y.to(self.device, non_blocking=True).flatten(),
-                                     reduction="sum")
+                h = self.hidden(x.to(self.device, non_blocking=True))  # (B, T, D)
+            y = y.to(self.device, non_blocking=True)
+            loss = linear_cross_entropy(h, self.model.output.weight, y, self.matmul_dtype)
+            total += loss * y.numel()
             count += y.numel()
         self.model.train()
         self.last_val_loss, self.last_val_step = float(total) / count, self.step
