@@ -16,8 +16,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-CHUNK_TOKENS = 1024
-"""Tokens per chunk: a (1024, V) fp32 logit block (16 MB at V = 4096)."""
+CHUNK_TOKENS = 512
+"""Tokens per chunk: a (512, V) fp32 logit block (8 MB at V = 4096); 256 to 1024 measured
+within noise of each other on config A, 4096 (no chunking) about 8% slower per step."""
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
