@@ -99,3 +99,29 @@ def test_cli_tokenize_prints_rate_and_errors(corpus: Path, tokenizer_json: Path,
     code = main(["data", "tokenize", "--corpus", str(corpus), "--tokenizer", str(bad),
                  "--out", str(tmp_path / "x"), "--quiet"])
     assert code == 2 and "<|endoftext|>" in capsys.readouterr().err
+
+
+def test_train_index_excludes_held_out_documents(tokenizer_json: Path, tmp_path: Path) -> None:
+    """SHARDS/ngram_index holds the training split only: held-out docs are clean against it,
+    while training documents are dirty."""
+    from scalinglab.data.ngram_index import NgramIndex
+
+    rng = np.random.default_rng(0)
+    vocab = ["the", "of", "and", "to", "that", "with", "have", "be"] + [
+        f"word{i}" for i in range(400)]
+    recs = [{"text": " ".join(rng.choice(vocab, size=120)), "id": str(i)} for i in range(30)]
+    corpus = tmp_path / "corpus"
+    src = write_jsonl(tmp_path / "r.jsonl", recs)
+    prepare(PrepareConfig(sources=[SourceConfig(path=str(src))], out=str(corpus),
+                          progress=False).merge(["quality.enabled=false",
+                                                 "repetition.enabled=false"]))
+    out = tmp_path / "shards"
+    _tokenize(corpus, tokenizer_json, out)
+    index = NgramIndex.load(out / "ngram_index")
+    val = [json.loads(line) for line in (out / "val_docs.jsonl").read_text().splitlines()]
+    val_ids = {d["id"] for d in val}
+    train = [d for f in sorted(corpus.glob("documents-*.jsonl")) for d in read_jsonl_docs(f)
+             if d.id not in val_ids]
+    assert val and train
+    assert not any(index.dirty(d["text"]) for d in val)
+    assert all(index.dirty(d.text) for d in train)

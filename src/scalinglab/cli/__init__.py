@@ -13,7 +13,7 @@ import sys
 
 from scalinglab.errors import ScalinglabError
 
-STAGES = ["models", "train", "demo", "data", "plan", "fit", "allocate", "tokenizer"]
+STAGES = ["models", "train", "demo", "data", "tokenizer", "plan", "fit", "allocate", "eval"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,8 @@ Corpus layout::
     CORPUS/config.json              the PrepareConfig used
     CORPUS/parts/{key}.jsonl        clean documents of one input part (+ {key}.done.json)
     CORPUS/documents-00000.jsonl    the mixed corpus: {"text", "id", "source", "metadata"}
-    CORPUS/ngram_index/             13-gram index of the corpus (scalinglab.data.ngram_index)
+    CORPUS/ngram_index/             13-gram index of the whole corpus (decontamination report);
+                                    eval uses SHARDS/ngram_index/ (training split only)
     CORPUS/stats.json               reader skips (with file:line examples), per-step docs and
                                     bytes in/out and per drop reason, mixture epochs, output,
                                     decontamination per evaluation set

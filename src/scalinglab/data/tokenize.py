@@ -28,6 +28,7 @@ from scalinglab.data.shards import atomic_write_bytes, write_shard
 from scalinglab.errors import ScalinglabError
 
 EOT_TOKEN = "<|endoftext|>"
+TRAIN_INDEX_DIR = "ngram_index"
 
 
 @dataclasses.dataclass
@@ -48,6 +49,8 @@ class TokenizeConfig(Config):
     batch_docs: int = 256
     """Documents per ``encode_batch`` call."""
     progress: bool = True
+    ngram_index: bool = True
+    """Write SHARDS/ngram_index/: 13-grams of the training split, to mark eval items dirty."""
 
 
 def load_tokenizer(path: str | Path, eot_token: str = EOT_TOKEN):
@@ -162,6 +165,8 @@ def tokenize_corpus(cfg: TokenizeConfig) -> dict[str, Any]:
                     totals[split][k] += v
     elapsed = time.perf_counter() - start
     _write_val_docs(out, files, val_ids)
+    if cfg.ngram_index:
+        _write_train_index(out, files, val_ids)
     meta = _meta(cfg, vocab, eot, totals, elapsed, new_tokens)
     atomic_write_bytes(out / "meta.json", (json.dumps(meta, indent=2) + "\n").encode())
     return meta
@@ -190,6 +195,18 @@ def _write_val_docs(out: Path, files: list[Path], val_ids: set[str]) -> None:
     writer.commit()
 
 
+def _write_train_index(out: Path, files: list[Path], val_ids: set[str]) -> None:
+    """13-gram index of the TRAINING documents only (``SHARDS/ngram_index/``).
+
+    Evaluation marks items clean or dirty against it. The corpus-wide index that ``prepare``
+    writes also holds the held-out documents, so every held-out item would look dirty there.
+    """
+    from scalinglab.data.ngram_index import NgramIndex
+
+    texts = (d.text for f in files for d in read_jsonl_docs(f) if d.id not in val_ids)
+    NgramIndex.build(texts).save(out / TRAIN_INDEX_DIR)
+
+
 def _meta(cfg: TokenizeConfig, vocab: int, eot: int, totals: dict, elapsed: float,
           new_tokens: int) -> dict[str, Any]:
     bytes_total = totals["train"]["bytes"] + totals["val"]["bytes"]
@@ -198,4 +215,5 @@ def _meta(cfg: TokenizeConfig, vocab: int, eot: int, totals: dict, elapsed: floa
             "eot_id": eot, "dtype": "uint16" if vocab <= 1 << 16 else "uint32",
             "val_fraction": cfg.val_fraction, "seed": cfg.seed, "splits": totals,
             "bytes_per_token": bytes_total / tokens_total if tokens_total else None,
+            "ngram_index": TRAIN_INDEX_DIR if cfg.ngram_index else None,
             "elapsed_s": elapsed, "tokens_per_s": new_tokens / elapsed if elapsed else None}

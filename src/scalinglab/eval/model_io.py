@@ -1,0 +1,47 @@
+"""Load a model to evaluate from a run directory, an exported ``.safetensors`` file or a
+training checkpoint ``RUN/checkpoints/step-N.pt`` (weights only, no pickled code)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from scalinglab.errors import ScalinglabError
+from scalinglab.model.config import ModelConfig
+from scalinglab.model.transformer import Transformer
+from scalinglab.train.checkpoint import load_checkpoint, load_model
+
+
+def run_dir_of(path: str | Path) -> Path:
+    """The run directory a model path belongs to (where results.json goes)."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    if path.suffix == ".pt" and path.parent.name == "checkpoints":
+        return path.parent.parent
+    return path.parent
+
+
+def load_eval_model(path: str | Path, device: str = "cpu") -> Transformer:
+    path = Path(path)
+    if not path.exists():
+        raise ScalinglabError(f"{path}: no such run directory or checkpoint")
+    if path.suffix != ".pt":
+        return load_model(path, device=device)
+    config = run_dir_of(path) / "config.json"
+    if not config.is_file():
+        raise ScalinglabError(f"{config}: missing; cannot tell the checkpoint's model shape")
+    import json
+
+    cfg = ModelConfig.from_dict(json.loads(config.read_text())["model"])
+    state = load_checkpoint(path).get("model")
+    if not isinstance(state, dict):
+        raise ScalinglabError(f"{path}: checkpoint has no 'model' weights")
+    state = {k.removeprefix("_orig_mod."): v for k, v in state.items()}
+    model = Transformer(cfg)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise ScalinglabError(f"{path}: weights do not fit {config}: {e}") from None
+    return model.to(torch.device(device))

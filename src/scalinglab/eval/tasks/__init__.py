@@ -1,0 +1,76 @@
+"""Task files and their loading: built-in names, ``NAME=FILE.jsonl`` or a task YAML file.
+
+``resolve_task("piqa=data/piqa.jsonl")`` uses the built-in ``piqa.yaml`` on that file;
+``resolve_task("heldout_cloze", heldout="SHARDS/val_docs.jsonl")`` builds a held-out task;
+``resolve_task("my_task.yaml")`` reads a task file (its ``data`` is relative to it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from scalinglab.eval.tasks.base import Example, Task, TaskError, TaskSpec, TaskType, load_examples
+from scalinglab.eval.tasks.heldout import heldout_task
+from scalinglab.eval.tasks.loaders import LOADERS
+
+__all__ = ["BUILTIN", "Example", "Task", "TaskError", "TaskSpec", "TaskType", "builtin_spec",
+           "load_task", "resolve_task"]
+
+_HERE = Path(__file__).parent
+BUILTIN = sorted(p.stem for p in _HERE.glob("*.yaml"))
+"""Names of the task files shipped with scalinglab."""
+
+
+def builtin_spec(name: str) -> TaskSpec:
+    if name not in BUILTIN:
+        raise TaskError(f"unknown task {name!r}; built-in tasks: {', '.join(BUILTIN)} "
+                        "(or a task .yaml file)")
+    return TaskSpec.from_file(_HERE / f"{name}.yaml")
+
+
+def resolve_task(arg: str, heldout: str | Path | None = None, seed: int = 0,
+                 limit: int = 0) -> Task:
+    """Load the task named by a CLI argument (see the module docstring)."""
+    if arg.endswith((".yaml", ".yml")):
+        path = Path(arg)
+        if not path.is_file():
+            raise TaskError(f"{arg}: task file not found")
+        spec = TaskSpec.from_file(path)
+        base = path.parent
+    else:
+        name, _, data = arg.partition("=")
+        spec = builtin_spec(name)
+        if data:
+            spec = dataclasses.replace(spec, data=data)
+        base = Path(".")
+    if limit:
+        spec = dataclasses.replace(spec, limit=limit)
+    return load_task(spec, base, heldout, seed)
+
+
+def load_task(spec: TaskSpec, base: Path = Path("."), heldout: str | Path | None = None,
+              seed: int = 0) -> Task:
+    """Examples and few-shot pool of ``spec`` (paths relative to ``base``)."""
+    if spec.format.startswith("heldout_"):
+        path = spec.data or heldout
+        if not path:
+            raise TaskError(f"task {spec.name}: needs the held-out documents "
+                            "(SHARDS/val_docs.jsonl): pass --heldout FILE")
+        examples, pool = heldout_task(spec.format, _rel(base, path), seed)
+        if not examples:
+            raise TaskError(f"task {spec.name}: {path} gives no examples (too few/short docs)")
+        return Task(spec, examples[: spec.limit or None], pool)
+    if spec.format not in LOADERS:
+        raise TaskError(f"task {spec.name}: unknown format {spec.format!r}; "
+                        f"known: {', '.join(sorted(LOADERS))}")
+    if not spec.data:
+        raise TaskError(f"task {spec.name}: no data file; use --tasks {spec.name}=FILE.jsonl")
+    loader = LOADERS[spec.format]
+    examples = load_examples(_rel(base, spec.data), loader, spec.limit)
+    pool = load_examples(_rel(base, spec.fewshot_data), loader) if spec.fewshot_data else []
+    return Task(spec, examples, pool)
+
+
+def _rel(base: Path, path: str | Path) -> Path:
+    return Path(path) if Path(path).is_absolute() else base / path

@@ -1,0 +1,36 @@
+"""From a real training run: the trainer's run directory is evaluated with no extra flags (the
+byte tokenizer and the shards' val_docs.jsonl are found through the run's config)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.data.shards import write_shard
+from scalinglab.model.presets import tiny
+from scalinglab.train.config import TrainConfig
+from scalinglab.train.trainer import train
+from tests.eval import data
+
+
+@pytest.mark.slow
+def test_trained_run_is_evaluated_in_place(tmp_path, capsys):
+    shards = tmp_path / "shards"
+    docs = data.val_docs(n=40, words=40)
+    for split, part in (("train", docs[:30]), ("val", docs[30:])):
+        tokens = np.array([b for d in part for b in [*d["text"].encode(), 256]], np.uint16)
+        write_shard(shards, split, 0, tokens, vocab_size=257, eot_id=256)
+    data.write_jsonl(shards / "val_docs.jsonl", docs[30:])
+    cfg = TrainConfig(model=tiny().merge({"vocab_size": 257}), data=str(shards),
+                      out=str(tmp_path / "run"), tokens=20_000, batch_tokens=1024, lr=3e-3)
+    summary = train(cfg, progress=False)
+    assert main(["eval", cfg.out, "--tasks", "heldout_bpb,heldout_cloze", "--json"]) == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert json.loads(capsys.readouterr().out) == results
+    # bits per byte and the trainer's validation loss (nats per byte here) tell the same story.
+    val_bpb = summary["final_val_loss"] / np.log(2)
+    assert results["bits_per_byte"] == pytest.approx(val_bpb, rel=0.05)
+    assert results["tasks"]["heldout_cloze"]["shots"]["0"]["n"] > 0
