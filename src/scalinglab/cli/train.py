@@ -8,6 +8,7 @@ from pathlib import Path
 
 from scalinglab.cli.common import print_json
 from scalinglab.data.shards import open_split
+from scalinglab.model.config import ModelConfig
 from scalinglab.model.presets import get_preset
 from scalinglab.train.config import TrainConfig
 
@@ -20,7 +21,8 @@ def build_config(args) -> TrainConfig:
     cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
     if args.preset:
         cfg = dataclasses.replace(cfg, model=get_preset(args.preset), preset=args.preset)
-    flags = {"data": args.data, "out": args.out, "tokens": args.tokens, "flops": args.flops}
+    flags = {"data": args.data, "out": args.out, "tokens": args.tokens, "flops": args.flops,
+             "peak_flops": args.peak_flops}
     cfg = cfg.merge({k: v for k, v in flags.items() if v is not None})
     overrides = list(args.overrides)
     if getattr(args, "parallel", None):
@@ -28,10 +30,29 @@ def build_config(args) -> TrainConfig:
 
         degrees = parse_degrees(args.parallel)
         overrides = [f"parallel.{k}={v}" for k, v in degrees.items()] + overrides
-    if cfg.data and not any(o.startswith("model.vocab_size=") for o in overrides):
+    keys = {o.split("=", 1)[0].strip() for o in overrides}
+    if cfg.data and "model.vocab_size" not in keys:
         vocab = open_split(cfg.data, "train")[0].header["vocab_size"]
         cfg = cfg.merge({"model.vocab_size": vocab})
-    return cfg.merge(overrides)
+    return cfg.merge(overrides + _rederived(cfg.model, keys))
+
+
+def _rederived(model: ModelConfig, keys: set[str]) -> list[str]:
+    """Overrides that let derived sizes follow a changed width or head count.
+
+    A preset's ``d_head`` (d_model / n_heads) and ``d_ff`` (4 d_model) are stored resolved;
+    when ``model.d_model`` or ``model.n_heads`` is overridden and they were the derived
+    values, they are derived again, so ``model.n_heads=3`` on a width-64 preset is reported
+    as inconsistent instead of silently keeping heads of 16 (a 48-wide attention).
+    """
+    extra = []
+    shape_changed = keys & {"model.d_model", "model.n_heads"}
+    if shape_changed and "model.d_head" not in keys and \
+            model.head_dim * model.n_heads == model.d_model:
+        extra.append("model.d_head=null")
+    if "model.d_model" in keys and "model.d_ff" not in keys and model.ff_dim == 4 * model.d_model:
+        extra.append("model.d_ff=null")
+    return extra
 
 
 def run(args) -> int:
@@ -96,6 +117,9 @@ def register(subparsers) -> None:
     p.add_argument("--tokens", type=float, help="token budget (e.g. 2e6)")
     p.add_argument("--flops", type=float, help="FLOP budget (instead of --tokens)")
     p.add_argument("--out", help="run directory (re-running the command resumes it)")
+    p.add_argument("--peak-flops", type=float,
+                   help="peak FLOP/s that MFU is quoted against (default: GPU table or the "
+                   "measured CPU matmul ceiling)")
     p.add_argument("--parallel", help="layout under torchrun, e.g. dp=2,fsdp=2,tp=2,pp=1")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and plan")

@@ -75,6 +75,18 @@ class TrainConfig(Config):
             raise ConfigError(f"TrainConfig.dtype must be fp32 or bf16, got {self.dtype!r}")
         if self.tokens < 0 or self.flops < 0:
             raise ConfigError("TrainConfig.tokens and TrainConfig.flops must be >= 0")
+        checks = {
+            "lr": self.lr > 0, "batch_tokens": self.batch_tokens > 0,
+            "micro_batch_size": self.micro_batch_size >= 0, "seq_len": self.seq_len >= 0,
+            "warmup_fraction": 0 <= self.warmup_fraction < 1,
+            "min_lr_ratio": 0 <= self.min_lr_ratio <= 1, "grad_clip": self.grad_clip >= 0,
+            "eval_every": self.eval_every >= 0, "eval_tokens": self.eval_tokens > 0,
+            "checkpoint_every": self.checkpoint_every >= 0,
+            "keep_checkpoints": self.keep_checkpoints >= 1, "threads": self.threads >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"TrainConfig.{name}={getattr(self, name)!r} is out of range")
 
     @property
     def context(self) -> int:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from scalinglab.config import ConfigError
 from scalinglab.model.accounting import (
@@ -37,6 +36,7 @@ from scalinglab.train.callbacks import (
 )
 from scalinglab.train.config import TrainConfig
 from scalinglab.train.data import TokenWindows
+from scalinglab.train.loss import linear_cross_entropy
 from scalinglab.train.metrics import read_metrics
 from scalinglab.train.optim import build_optimizer, lr_at
 from scalinglab.utils.hardware import peak_flops
@@ -96,7 +96,9 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, callbacks: list[Callback] | None = None,
                  progress: bool = True):
         if not cfg.out:
-            raise ConfigError("TrainConfig.out (the run directory) is not set")
+            raise ConfigError("TrainConfig.out (the run directory) is not set: use --out")
+        if not cfg.data:
+            raise ConfigError("TrainConfig.data (the token shard directory) is not set: use --data")
         self.cfg = cfg
         self.run_dir = Path(cfg.out)
         self.plan = plan_run(cfg)
@@ -113,6 +115,10 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model, seed=cfg.seed, device=self.device)
         self.forward = torch.compile(self.model) if cfg.compile else self.model
+        # Training and evaluation stop at the hidden states: the loss fuses the output layer.
+        self.hidden = (torch.compile(self.model.hidden_states) if cfg.compile
+                       else self.model.hidden_states)
+        self.matmul_dtype = torch.bfloat16 if cfg.dtype == "bf16" else torch.float32
         self.optimizer = build_optimizer(self.model, cfg)
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
                                        enabled=cfg.dtype == "bf16")
@@ -130,10 +136,11 @@ class Trainer:
     def forward_backward_step(self, inputs: torch.Tensor, targets: torch.Tensor,
                               scale: float) -> torch.Tensor:
         """Loss of one micro-batch; gradients of ``loss * scale`` are accumulated."""
-        inputs, targets = inputs.to(self.device), targets.to(self.device)
+        inputs = inputs.to(self.device, non_blocking=True)
+        targets = targets.to(self.device, non_blocking=True)
         with self.autocast:
-            logits = self.forward(inputs)  # (B, T, V)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+            h = self.hidden(inputs)  # (B, T, D)
+        loss = linear_cross_entropy(h, self.model.output.weight, targets, self.matmul_dtype)
         (loss * scale).backward()
         return loss.detach()
 
@@ -161,16 +168,16 @@ class Trainer:
         """Mean loss over a fixed set of validation windows (the same at every evaluation)."""
         self.model.eval()
         windows = max(1, self.cfg.eval_tokens // self.plan.seq_len)
-        total, count = 0.0, 0
+        total, count = torch.zeros((), device=self.device, dtype=torch.float64), 0
         for x, y in self.val_data.sequential_batches(self.plan.micro_batch, windows):
             with self.autocast:
-                logits = self.forward(x.to(self.device))
-            loss = F.cross_entropy(logits.float().flatten(0, 1), y.to(self.device).flatten(),
-                                   reduction="sum")
-            total += float(loss)
+                h = self.hidden(x.to(self.device, non_blocking=True))  # (B, T, D)
+            y = y.to(self.device, non_blocking=True)
+            loss = linear_cross_entropy(h, self.model.output.weight, y, self.matmul_dtype)
+            total += loss * y.numel()
             count += y.numel()
         self.model.train()
-        self.last_val_loss, self.last_val_step = total / count, self.step
+        self.last_val_loss, self.last_val_step = float(total) / count, self.step
         return self.last_val_loss
 
     # ------------------------------------------------------------------ state
@@ -185,6 +192,8 @@ class Trainer:
             "last_val_loss": self.last_val_loss,
             "last_val_step": self.last_val_step,
             "rng": torch.get_rng_state(),
+            **({"cuda_rng": torch.cuda.get_rng_state(self.device)}
+               if self.device.type == "cuda" else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -195,21 +204,33 @@ class Trainer:
         self.last_val_loss = state.get("last_val_loss")
         self.last_val_step = int(state.get("last_val_step", -1))
         torch.set_rng_state(state["rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
 
     # ------------------------------------------------------------------ the run
 
-    def _prepare_run_dir(self) -> int | None:
-        """Write or check config.json; load the newest checkpoint. Returns the resume step."""
+    def _check_run_dir(self) -> None:
+        """Write config.json, or check that the existing one describes this same run."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config_path = self.run_dir / "config.json"
-        if config_path.exists():
+        mine = json.loads(json.dumps(self.cfg.as_dict()))  # as it reads back from disk
+        if not config_path.exists():
+            ckpt.atomic_write_json(config_path, mine)
+            return
+        try:
             saved = json.loads(config_path.read_text())
-            if saved != self.cfg.as_dict():
-                raise ConfigError(
-                    f"{self.run_dir}: holds a run with a different config; use another --out"
-                )
-        else:
-            ckpt.atomic_write_json(config_path, self.cfg.as_dict())
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{config_path}: unreadable run config: {e}") from None
+        differ = _differing_keys(saved, mine)
+        if differ:
+            shown = ", ".join(differ[:5]) + (", ..." if len(differ) > 5 else "")
+            raise ConfigError(
+                f"{config_path}: the run there has a different config ({shown}); "
+                "use another --out or the same settings"
+            )
+
+    def _resume(self) -> int | None:
+        """Load the newest checkpoint, if any. Returns the step resumed from."""
         latest = ckpt.latest_checkpoint(self.run_dir)
         if latest is None:
             return None
@@ -217,18 +238,23 @@ class Trainer:
         return self.step
 
     def fit(self) -> dict[str, Any]:
-        """Run (or resume) training to the planned step; returns ``summary.json``'s content."""
+        """Run (or resume) training to the planned step; returns ``summary.json``'s content.
+
+        A run directory whose ``summary.json`` exists is complete and is not trained again.
+        """
+        self._check_run_dir()
         summary_path = self.run_dir / "summary.json"
         if summary_path.exists():
             return json.loads(summary_path.read_text())
-        resume_step = self._prepare_run_dir()
+        resume_step = self._resume()
         for cb in self.callbacks:
             cb.on_start(self, resume_step)
         while self.step < self.plan.steps:
             start = time.perf_counter()
             metrics = self.train_step()
-            self.elapsed += time.perf_counter() - start
-            self._add_throughput(metrics, time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            self.elapsed += seconds
+            self._add_throughput(metrics, seconds)
             for cb in self.callbacks:
                 cb.post_step(self, metrics)
         summary = self.summary()
@@ -266,6 +292,8 @@ class Trainer:
             **all_conventions(self.cfg.model, tokens, self.plan.seq_len),
             "wall_time_s": self.elapsed,
             "tokens_per_s": tokens / max(self.elapsed, 1e-9),
+            "mfu": tokens * self.flops_per_token / max(self.elapsed, 1e-9) / self.peak_flops,
+            "peak_flops": self.peak_flops,
             "device": str(self.device),
             "dtype": self.cfg.dtype,
         }
@@ -283,6 +311,18 @@ class Trainer:
     @property
     def checkpoint_every(self) -> int:
         return self.cfg.checkpoint_every or max(1, self.plan.steps // 10)
+
+
+def _differing_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the fields whose values differ between two nested config dicts."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += _differing_keys(x, y, f"{prefix}{key}.")
+        elif x != y:
+            out.append(f"{prefix}{key}={x!r} (now {y!r})")
+    return out
 
 
 def default_callbacks(cfg: TrainConfig, progress: bool = True) -> list[Callback]:
