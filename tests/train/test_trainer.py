@@ -209,3 +209,10 @@ def test_compiled_model_trains_like_eager(shards, tmp_path):
         a, b = eager.train_step(), compiled.train_step()
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
     assert compiled.evaluate() == pytest.approx(eager.evaluate(), rel=1e-4)
+
+
+def test_train_api_refuses_a_parallel_layout(shards, tmp_path):
+    cfg = TrainConfig(model=tiny().merge({"vocab_size": 64}), data=str(shards),
+                      out=str(tmp_path / "run"), tokens=4096, batch_tokens=1024)
+    with pytest.raises(ConfigError, match="torchrun"):
+        train(cfg.merge(["parallel.fsdp=2"]), progress=False)

@@ -18,7 +18,6 @@ import gc
 import json
 import math
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -298,9 +297,8 @@ class DistributedTrainer(Trainer):
         dckpt.save(self.run_dir, self.step, self.model, self.optimizer, self.trainer_state(),
                    self.cfg.keep_checkpoints)
 
-    def _prepare_run_dir(self) -> int | None:
-        """Check or write config.json (the layout may differ from the saved one); load the
-        newest sharded checkpoint, resharding it to this layout. Returns the resume step."""
+    def _check_run_dir(self) -> None:
+        """Check or write config.json; the layout may differ from the saved one (resharding)."""
         config_path = self.run_dir / "config.json"
         dist.barrier()
         mine = _without_layout(self.cfg.as_dict())
@@ -314,8 +312,11 @@ class DistributedTrainer(Trainer):
         if self.rank == 0 and not config_path.exists():
             self.run_dir.mkdir(parents=True, exist_ok=True)
             ckpt.atomic_write_json(config_path, self.cfg.as_dict())
-        steps = dckpt.checkpoint_dirs(self.run_dir)
         dist.barrier()
+
+    def _resume(self) -> int | None:
+        """Load the newest sharded checkpoint, resharding it to this layout."""
+        steps = dckpt.checkpoint_dirs(self.run_dir)
         if not steps:
             return None
         state = dckpt.load(dckpt.step_dir(self.run_dir, steps[-1]), self.model, self.optimizer)
@@ -324,31 +325,17 @@ class DistributedTrainer(Trainer):
         self.last_val_step = int(state.get("last_val_step", -1))
         return self.step
 
-    def fit(self) -> dict[str, Any]:
-        """Run (or resume) to the planned step; rank 0 writes metrics and ``summary.json``."""
-        summary_path = self.run_dir / "summary.json"
-        if summary_path.exists():
-            return json.loads(summary_path.read_text())
-        resume_step = self._prepare_run_dir()
-        for cb in self.callbacks:
-            cb.on_start(self, resume_step)
-        while self.step < self.plan.steps:
-            start = time.perf_counter()
-            metrics = self.train_step()
-            seconds = time.perf_counter() - start
-            self.elapsed += seconds
-            self._add_throughput(metrics, seconds)
-            for cb in self.callbacks:
-                cb.post_step(self, metrics)
+    def _run_steps(self) -> None:
+        super()._run_steps()
         dist.barrier()  # rank 0's last metrics row is on disk before the summary reads it
-        summary = self.summary()
+
+    def _export(self) -> None:
         dckpt.export(self.run_dir, self.model, self.cfg.model, self.is_stage_leader)
-        for cb in self.callbacks:
-            cb.on_end(self, summary)
+
+    def _write_summary(self, path: Path, summary: dict[str, Any]) -> None:
         if self.rank == 0:
-            ckpt.atomic_write_json(summary_path, summary)
+            ckpt.atomic_write_json(path, summary)
         dist.barrier()
-        return summary
 
     def summary(self) -> dict[str, Any]:
         return {**super().summary(), "parallel": self.dims.as_dict(),

@@ -219,7 +219,7 @@ def comparison_stage(cfg: DemoConfig, study: Path) -> dict[str, Any]:
     """Train the compute-optimal model and a 4x larger one at the largest budget.
 
     The optimal size is the minimum of the largest budget's IsoFLOP parabola (Approach 2 at
-    that budget). Both are IsoFLOP runs of that budget, so a grid run of the same shape is
+    that budget) when it lies inside the grid, else the best run's size. Both are IsoFLOP runs of that budget, so a grid run of the same shape is
     reused, and both also serve as points of that parabola for the fits.
     """
     from scalinglab.scaling.launch import run_sweep
@@ -250,7 +250,12 @@ def plan_comparison(cfg: DemoConfig, study: Path) -> dict[str, Any]:
             and r["kind"] == "isoflop" and r["budget"] == budget]
     par = fit_isoflop(budget, [r[count] for r in rows], [r["tokens"] for r in rows],
                       [r["final_val_loss"] for r in rows])
-    n_opt = par.n_opt if par is not None else min(rows, key=lambda r: r["final_val_loss"])[count]
+    # An exterior parabola minimum is an extrapolation (at tiny scale it can land far outside
+    # the grid, even below one parameter): then the best run's size is the optimum.
+    if par is not None and par.interior:
+        n_opt = par.n_opt
+    else:
+        n_opt = min(rows, key=lambda r: r["final_val_loss"])[count]
     specs = [isoflop_run(scfg, budget, n_opt), isoflop_run(scfg, budget, 4 * n_opt)]
     if any(s is None for s in specs):
         return {"error": "the 4x larger model would train for too few steps"}

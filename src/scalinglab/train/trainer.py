@@ -241,6 +241,8 @@ class Trainer:
         """Run (or resume) training to the planned step; returns ``summary.json``'s content.
 
         A run directory whose ``summary.json`` exists is complete and is not trained again.
+        Subclasses (the distributed trainer) change the steps through the hooks ``_resume``,
+        ``_run_steps``, ``_export`` and ``_write_summary``, not this sequence.
         """
         self._check_run_dir()
         summary_path = self.run_dir / "summary.json"
@@ -249,6 +251,16 @@ class Trainer:
         resume_step = self._resume()
         for cb in self.callbacks:
             cb.on_start(self, resume_step)
+        self._run_steps()
+        summary = self.summary()
+        self._export()
+        for cb in self.callbacks:
+            cb.on_end(self, summary)
+        self._write_summary(summary_path, summary)
+        return summary
+
+    def _run_steps(self) -> None:
+        """Train from the current step to the last, timing each and calling the callbacks."""
         while self.step < self.plan.steps:
             start = time.perf_counter()
             metrics = self.train_step()
@@ -257,12 +269,12 @@ class Trainer:
             self._add_throughput(metrics, seconds)
             for cb in self.callbacks:
                 cb.post_step(self, metrics)
-        summary = self.summary()
+
+    def _export(self) -> None:
         ckpt.export_model(self.run_dir, self.model, self.cfg.model)
-        for cb in self.callbacks:
-            cb.on_end(self, summary)
-        ckpt.atomic_write_json(summary_path, summary)
-        return summary
+
+    def _write_summary(self, path: Path, summary: dict[str, Any]) -> None:
+        ckpt.atomic_write_json(path, summary)
 
     def _add_throughput(self, metrics: dict[str, Any], seconds: float) -> None:
         tokens = self.step * self.plan.tokens_per_step
@@ -336,5 +348,15 @@ def default_callbacks(cfg: TrainConfig, progress: bool = True) -> list[Callback]
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
-    """Python API of ``scalinglab train``: run (or resume) ``cfg`` and return its summary."""
+    """Python API of ``scalinglab train``: run (or resume) ``cfg`` and return its summary.
+
+    One process only: a config with a parallel layout is refused here rather than quietly
+    trained on one process (use ``scalinglab.parallel.trainer.train_distributed`` under
+    torchrun).
+    """
+    if cfg.parallel.is_parallel:
+        raise ConfigError(
+            "train(): this config has a parallel layout; run it under torchrun with "
+            "scalinglab.parallel.trainer.train_distributed (or `torchrun ... -m scalinglab train`)"
+        )
     return Trainer(cfg, progress=progress).fit()
