@@ -102,3 +102,21 @@ def test_results_accumulate_and_unchanged_entries_are_reused(tmp_path):
     export_model(run, byte_model(seed=1), model.config)  # new weights: nothing is reused
     results, _ = evaluate_run(run, [f"arc={arc}"], [0], progress=False)
     assert set(results["tasks"]) == {"arc"}
+
+
+def test_cli_evaluates_several_runs(byte_run, tmp_path):
+    """`scalinglab eval STUDY/runs/*` writes each run's own results.json."""
+    import shutil
+
+    second = tmp_path / "second_run"
+    shutil.copytree(byte_run, second)
+    (second / "results.json").unlink(missing_ok=True)
+    heldout = data.write_jsonl(tmp_path / "val_docs.jsonl", data.val_docs())
+    assert main(["eval", str(byte_run), str(second), "--tasks", "heldout_bpb",
+                 "--heldout", str(heldout)]) == 0
+    first_bpb, second_bpb = (
+        json.loads((run / "results.json").read_text())["tasks"]["heldout_bpb"]["shots"]["0"]
+        for run in (byte_run, second))
+    assert first_bpb["bits_per_byte"] == second_bpb["bits_per_byte"] > 0
+    assert main(["eval", str(byte_run), str(second), "--tasks", "heldout_bpb",
+                 "--out", str(tmp_path / "r.json")]) == 2

@@ -17,18 +17,22 @@ def _ints(text: str) -> list[int]:
 
 
 def run(args) -> int:
+    """Evaluate each model given (e.g. every run of a study: ``STUDY/runs/*``)."""
     from scalinglab.eval.api import evaluate_run
 
+    if args.out and len(args.model) > 1:
+        raise ScalinglabError("--out names one results file: give one model with it")
     tasks = [t for t in args.tasks.split(",") if t.strip()]
-    results, out = evaluate_run(
-        args.model, tasks, _ints(args.shots), tokenizer=args.tokenizer, heldout=args.heldout,
-        index=args.index, seed=args.seed, limit=args.limit, device=args.device,
-        batch_tokens=args.batch_tokens, out=args.out, progress=not args.json)
-    if args.json:
-        print_json(results)
-    else:
-        print_table(_rows(results), ["task", "shots", "n", "metric", "value"])
-        print(f"wrote {out}")
+    for model in args.model:
+        results, out = evaluate_run(
+            model, tasks, _ints(args.shots), tokenizer=args.tokenizer, heldout=args.heldout,
+            index=args.index, seed=args.seed, limit=args.limit, device=args.device,
+            batch_tokens=args.batch_tokens, out=args.out, progress=not args.json)
+        if args.json:
+            print_json(results)
+        else:
+            print_table(_rows(results), ["task", "shots", "n", "metric", "value"])
+            print(f"wrote {out}")
     return 0
 
 
@@ -47,9 +51,11 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "eval", help="evaluate a model zero/few-shot and by bits per byte",
         description="Evaluate a run or checkpoint. Example: scalinglab eval runs/tiny "
-        "--tasks heldout_bpb,heldout_continuation,piqa=data/piqa.jsonl --shots 0,1,5",
+        "--tasks heldout_bpb,heldout_continuation,piqa=data/piqa.jsonl --shots 0,1,5; "
+        "several runs at once: scalinglab eval STUDY/runs/* --tasks ...",
     )
-    p.add_argument("model", help="run directory, model.safetensors or checkpoints/step-N.pt")
+    p.add_argument("model", nargs="+",
+                   help="run directories, model.safetensors or checkpoints/step-N.pt files")
     p.add_argument("--tasks", required=True,
                    help="comma-separated: built-in NAME, NAME=FILE.jsonl, or TASK.yaml")
     p.add_argument("--shots", default="0", help="shot counts, e.g. 0,1,5 (default 0)")

@@ -219,7 +219,8 @@ def comparison_stage(cfg: DemoConfig, study: Path) -> dict[str, Any]:
     """Train the compute-optimal model and a 4x larger one at the largest budget.
 
     The optimal size is the minimum of the largest budget's IsoFLOP parabola (Approach 2 at
-    that budget) when it lies inside the grid, else the best run's size. Both are IsoFLOP runs of that budget, so a grid run of the same shape is
+    that budget) when it lies inside the grid, else the best run's size.
+    Both are IsoFLOP runs of that budget, so a grid run of the same shape is
     reused, and both also serve as points of that parabola for the fits.
     """
     from scalinglab.scaling.launch import run_sweep
