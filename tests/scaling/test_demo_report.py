@@ -7,6 +7,7 @@ import base64
 import json
 import re
 
+import numpy as np
 import pytest
 
 from scalinglab.cli import main
@@ -86,3 +87,30 @@ def test_eval_results_headline_metrics():
         "heldout_bpb": {"type": "rolling", "shots": {"0": {"bits_per_byte": 2.3, "n": 4}}}}}
     assert flat_metrics(result) == {"piqa 0-shot acc": 0.61, "piqa 0-shot acc_norm": 0.63,
                                     "heldout_bpb 0-shot bits_per_byte": 2.3}
+
+
+@pytest.mark.slow
+def test_demo_eval_stage_scores_every_run(tmp_path):
+    """With held-out documents beside the shards, every finished run gets a results.json and
+    the report plots downstream scores against compute."""
+    from scalinglab.report import write_report
+    from scalinglab.scaling.demo import eval_stage
+    from scalinglab.scaling.study import run_dir
+
+    cfg = tiny_demo(tmp_path)
+    run_demo(cfg)
+    study, shards = tmp_path / "demo" / "study", tmp_path / "demo" / "shards-stdlib"
+    assert eval_stage(cfg, study, shards)["skipped"].endswith("(fallback corpus)")
+    # Two-letter words: the tiny demo's byte-level models see only 32 bytes of context.
+    rng = np.random.default_rng(0)
+    words = ["if", "in", "is", "or", "as", "to", "of", "on", "by", "do"]
+    docs = [{"text": " ".join(rng.choice(words, size=60)), "id": str(i), "source": "stdlib"}
+            for i in range(12)]
+    (shards / "val_docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    out = eval_stage(cfg.merge(["eval_limit=8"]), study, shards)
+    rows = [r for r in read_study_csv(study / "study.csv") if r["status"] == "complete"]
+    assert out["runs"] == len(rows)
+    for r in rows:
+        results = json.loads((run_dir(study, r["run_id"]) / "results.json").read_text())
+        assert 0 <= results["tasks"]["heldout_continuation"]["shots"]["0"]["acc"] <= 1
+    assert "Scores against compute." in write_report(study).read_text()

@@ -62,6 +62,8 @@ class DemoConfig(Config):
     """Bootstrap resamples of the fits."""
     eval_tokens: int = 16384
     """Validation tokens per evaluation of every run."""
+    eval_limit: int = 100
+    """Examples per downstream task when every run is evaluated (0 skips that stage)."""
     batch_seqs: int = 32
     """Sequences per batch, the same for every run (fewer when a run would get < 64 steps)."""
     corpus: str = "default"
@@ -327,6 +329,33 @@ def allocation_stage(cfg: DemoConfig, study: Path, fits: dict[str, Any]) -> list
     return rows
 
 
+def eval_stage(cfg: DemoConfig, study: Path, shards: Path) -> dict[str, Any]:
+    """Downstream scores of every finished run (``RUN/results.json``, read by the report):
+    held-out bits per byte and the "choose the true continuation" task, zero-shot.
+
+    Re-running reuses unchanged results; the byte-level fallback corpus has no held-out
+    documents, so there the stage is skipped and says why.
+    """
+    from scalinglab.eval.api import evaluate_run
+    from scalinglab.scaling.study import read_study_csv, run_dir
+
+    if cfg.eval_limit <= 0:
+        return {"skipped": "eval_limit=0"}
+    heldout = shards / "val_docs.jsonl"
+    if not heldout.exists():
+        return {"skipped": f"{heldout} does not exist (fallback corpus)"}
+    scores: dict[str, Any] = {}
+    for row in read_study_csv(study / "study.csv"):
+        if row["status"] != "complete":
+            continue
+        results, _ = evaluate_run(run_dir(study, row["run_id"]),
+                                  ["heldout_bpb", "heldout_continuation"], [0],
+                                  heldout=heldout, limit=cfg.eval_limit, progress=False)
+        mc = results["tasks"]["heldout_continuation"]["shots"]["0"]
+        scores[row["run_id"]] = {"continuation_acc": mc.get("acc")}
+    return {"runs": len(scores), "scores": scores}
+
+
 # ---------------------------------------------------------------------- the demo
 
 
@@ -343,6 +372,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                                    lambda: build_shards(cfg, root))
     sweep = stages.run("IsoFLOP sweep", lambda: run_sweep_stage(cfg, study, shards))
     comparison = stages.run("compute-optimal vs 4x larger", lambda: comparison_stage(cfg, study))
+    downstream = stages.run("downstream eval of every run",
+                            lambda: eval_stage(cfg, study, shards))
     fits = stages.run("fits + holdout check", lambda: fit_stage(cfg, study))
     allocation = stages.run("allocation", lambda: allocation_stage(cfg, study, fits))
     report = stages.run("report", lambda: write_report(study))
@@ -361,9 +392,18 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "holdout_loss_error_pct": (fits.get("holdout") or {}).get("loss_error_pct"),
         "holdout_error": (fits.get("holdout") or {}).get("error"),
         "comparison": comparison, "allocation": allocation,
+        "downstream": _comparison_scores(comparison, downstream),
     }
     atomic_write_json(root / "demo.json", summary)
     return summary
+
+
+def _comparison_scores(comparison: dict[str, Any], downstream: dict[str, Any]) -> dict:
+    """The continuation accuracy of the two comparison runs (when evaluated)."""
+    scores = downstream.get("scores") or {}
+    out = {k: scores.get((comparison.get(k) or {}).get("run_id"), {}).get("continuation_acc")
+           for k in ("optimal", "larger")}
+    return {**out, **({"skipped": downstream["skipped"]} if "skipped" in downstream else {})}
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -393,6 +433,10 @@ def format_summary(s: dict[str, Any]) -> str:
             f"val {o['val_loss']:.4f} vs {cmp['params_ratio']:.1f}x larger N={g['params']:.3g} "
             f"D={g['tokens']:.3g} val {g['val_loss']:.4f}: compute-optimal "
             + ("WON" if cmp["optimal_won"] else "LOST"))
+    down = s.get("downstream") or {}
+    if down.get("optimal") is not None and down.get("larger") is not None:
+        lines.append(f"held-out continuation accuracy (0-shot): compute-optimal "
+                     f"{down['optimal']:.3f} vs 4x larger {down['larger']:.3f}")
     for row in s["allocation"]:
         if row["source"].startswith("fit: approach"):
             loss = "" if row.get("loss") is None else f", loss {row['loss']:.3f}"
