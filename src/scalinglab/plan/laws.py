@@ -26,15 +26,8 @@ import math
 from pathlib import Path
 
 from scalinglab.config import ConfigError
-
-GOPHER_BUDGET = 5.76e23
-
-# Chinchilla paper Table 3 (Approach 1): (parameters, FLOPs, tokens).
-CHINCHILLA_TABLE3 = [
-    (400e6, 1.92e19, 8.0e9), (1e9, 1.21e20, 20.2e9), (10e9, 1.23e22, 205.1e9),
-    (67e9, 5.76e23, 1.5e12), (175e9, 3.85e24, 3.7e12), (280e9, 9.90e24, 5.9e12),
-    (520e9, 3.43e25, 11.0e12), (1e12, 1.27e26, 21.2e12), (10e12, 1.30e28, 216.2e12),
-]
+from scalinglab.scaling.paper import APPROACH2_N_AT_BUDGET, CHINCHILLA_TABLE3
+from scalinglab.scaling.paper import CHINCHILLA_BUDGET as GOPHER_BUDGET
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +102,7 @@ def chinchilla_paper_fits() -> Fits:
     logs = [math.log(n) - 0.5 * math.log(c) for n, c, _ in CHINCHILLA_TABLE3]
     n1 = math.exp(sum(logs) / len(logs))
     a2 = 0.49
-    n2 = 63e9 / GOPHER_BUDGET**a2
+    n2 = APPROACH2_N_AT_BUDGET / GOPHER_BUDGET**a2
     loss = LossLaw(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
     return Fits(
         source="Chinchilla paper (Hoffmann et al. 2022)", flop_convention="total_6n",

@@ -23,19 +23,16 @@ import numpy as np
 from scalinglab.errors import ScalinglabError
 from scalinglab.scaling.bootstrap import percentile_ci
 from scalinglab.scaling.fit import PowerLaw, fit_power_law
+from scalinglab.scaling.paper import (  # noqa: F401 - re-exported for callers
+    APPROACH2_N_AT_BUDGET,
+    CHINCHILLA_BUDGET,
+    CHINCHILLA_TABLE3,
+)
 from scalinglab.scaling.parametric import CHINCHILLA_PAPER, ChinchillaLaw, KaplanLaw
 
 PF_DAY = 1e15 * 86400  # FLOPs in one petaflop/s-day
-CHINCHILLA_BUDGET = 5.76e23  # Gopher's and Chinchilla's training compute
-APPROACH2_N_AT_BUDGET = 63e9  # the paper's Approach 2 model size for that budget
 CHINCHILLA_APPROACH3 = CHINCHILLA_PAPER
 PAPER_EXPONENTS = {"approach1": 0.50, "approach2": 0.49, "approach3": 0.46, "kaplan": 0.73}
-# Hoffmann et al. Table 3: (parameters, training FLOPs, training tokens)
-CHINCHILLA_TABLE3 = (
-    (400e6, 1.92e19, 8.0e9), (1e9, 1.21e20, 20.2e9), (10e9, 1.23e22, 205.1e9),
-    (67e9, 5.76e23, 1.5e12), (175e9, 3.85e24, 3.7e12), (280e9, 9.90e24, 5.9e12),
-    (520e9, 3.43e25, 11.0e12), (1e12, 1.27e26, 21.2e12), (10e12, 1.30e28, 216.2e12),
-)
 
 
 def table3_law() -> PowerLaw:
