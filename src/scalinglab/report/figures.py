@@ -106,6 +106,9 @@ def isoflop_profiles(s: StudyData) -> Figure | None:
             x = np.linspace(np.log10(n.min()) - 0.15, np.log10(n.max()) + 0.15, 100)
             ax.plot(10 ** x, np.polyval(coef, x), "-", color=colors[b], lw=1.2)
             _mark_minimum(ax, minima.get(b), coef, colors[b], x[0] + 0.15, x[-1] - 0.15)
+    sizes = [float(r[s.count]) for r in s.complete("isoflop") if float(r[s.count]) > 0]
+    if sizes:  # a wild bootstrap interval must not squash the runs into a corner
+        ax.set_xlim(min(sizes) / 4, max(sizes) * 4)
     ax.set(xscale="log", xlabel=f"parameters N ({s.count.removeprefix('params_')})",
            ylabel="final validation loss", title="IsoFLOP profiles (Approach 2)")
     ax.legend(fontsize=8, title="budget (FLOPs)", title_fontsize=8)
