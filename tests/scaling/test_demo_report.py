@@ -18,8 +18,7 @@ from scalinglab.scaling.study import read_study_csv
 def tiny_demo(tmp_path) -> DemoConfig:
     return DemoConfig(out=str(tmp_path / "demo"), corpus="stdlib", seq_len=32,
                       budgets=[1.5e9, 3e9, 6e9], sizes=3, tokens_per_param=20.0, workers=1,
-                      bootstrap=40,
-                      eval_tokens=1024)
+                      bootstrap=40, eval_tokens=1024, steps=100)
 
 
 @pytest.mark.slow

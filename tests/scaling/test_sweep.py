@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from scalinglab.cli import main
@@ -55,6 +56,16 @@ def test_batch_rule_power_of_two_and_min_steps():
         assert tokens / batch >= 50 or seqs == 1
     assert rule(1.25e8, 1e12, 2048) == 2 ** round(math.log2(524288 / 2048)) * 2048
     assert rule(1e11, 1e12, 2048) > rule(1e8, 1e12, 2048)  # grows with N
+
+
+def test_batch_rule_steps_follows_run_length():
+    """With ``steps`` the batch is tokens / steps in whole sequences, capped by the power law."""
+    rule = BatchRule(ref_tokens=32 * 128, exponent=0.0, steps=2000)
+    assert rule(1e4, 2000 * 8 * 128, 128) == 8 * 128  # 8 sequences -> exactly 2000 steps
+    assert rule(1e4, 1e9, 128) == 32 * 128  # capped: long runs take more steps
+    assert rule(1e4, 1e4, 128) == 128  # never below one sequence
+    batches = [rule(1e4, t, 128) for t in np.geomspace(2e5, 2e7, 20)]
+    assert batches == sorted(batches)  # grows with the run's length
 
 
 def test_isoflop_grid(shards, tmp_path):

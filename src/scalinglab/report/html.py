@@ -213,7 +213,8 @@ def comparison_section(s: StudyData) -> str:
         verdict = (f'<p>Compute-optimal model <span class="{"good" if won else "bad"}">'
                    f'{"won" if won else "lost"}</span> at equal compute.</p>')
     return ("<h2>Chinchilla vs Gopher in miniature</h2>" + verdict
-            + table(["model", "run", "N", "D", "FLOPs", "val loss"], rows)
+            + table(["model", "run", f"N ({cmp.get('params_count', 'total')})", "D", "FLOPs",
+                     "val loss"], rows)
             + figure_html(safe_figure(figures.comparison, s), "Validation loss over training.",
                           "No curves for the comparison runs."))
 

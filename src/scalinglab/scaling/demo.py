@@ -42,30 +42,38 @@ class DemoConfig(Config):
     out: str = "studies/demo"
     """Everything goes here: corpus/, tokenizer.json, shards/, study/."""
     vocab_size: int = 512
-    """BPE vocabulary (small, so that embeddings do not dominate models of ~1e5 parameters)."""
+    """BPE vocabulary (small, so that embeddings do not dominate models of ~1e4 parameters)."""
     seq_len: int = 128
     budgets: list[float] = dataclasses.field(
-        default_factory=lambda: [1.6875e11, 3.375e11, 6.75e11, 1.35e12])
+        default_factory=lambda: [5e10, 1e11, 2e11, 4e11])
     """IsoFLOP budgets (FLOPs under flop_convention), a factor 2 apart: the holdout check fits
     the three smaller ones and predicts the largest."""
     sizes: int = 5
     """Model sizes per budget (a factor ``step`` apart)."""
     step: float = 2.0
-    tokens_per_param: float = 60.0
+    tokens_per_param: float = 80.0
     """Where each grid is centred (D / N of the predicted optimum). Chinchilla's 20 is far off
-    at 1e4-1e5 parameters: a first pass at 20 found the minima at about 70-200 tokens per
-    parameter and spent a third of the grid on models far too large."""
-    flop_convention: FlopConvention = FlopConvention.chinchilla
+    at 1e3-1e5 non-embedding parameters: the demo's minima sit at about 60-150."""
+    flop_convention: FlopConvention = FlopConvention.kaplan
+    """kaplan: N is the non-embedding count and C = 6 N D. At 1e4 parameters the embedding
+    table (512 x d_model) is as large as the rest of the model, and with total N the fits
+    extrapolate badly (on one demo study, Approach 3 put the irreducible loss at 3.34 when the
+    largest budget reached 3.38); Kaplan et al. (2020, fig. 6) saw the same."""
     workers: int = 2
     """Runs trained at once (one CPU thread each)."""
     bootstrap: int = 1000
     """Bootstrap resamples of the fits."""
-    eval_tokens: int = 16384
-    """Validation tokens per evaluation of every run."""
+    eval_tokens: int = 65536
+    """Validation tokens per evaluation of every run (a quarter of the validation split; the
+    final losses are what the fits read, so their noise matters more than the cost)."""
     eval_limit: int = 100
     """Examples per downstream task when every run is evaluated (0 skips that stage)."""
     batch_seqs: int = 32
-    """Sequences per batch, the same for every run (fewer when a run would get < 64 steps)."""
+    """Most sequences per batch (long runs); shorter runs get fewer, see ``steps``."""
+    steps: int = 2000
+    """Optimiser steps per run (batch = tokens / steps, 1 to batch_seqs sequences)."""
+    seed: int = 0
+    """Training seed of every run (another seed replicates the study)."""
     corpus: str = "default"
     """default (the public-domain corpus through the data stages) or stdlib (byte-level
     shards of the Python standard library's source: offline, no tokenizer; a fallback)."""
@@ -184,14 +192,15 @@ def sweep_config(cfg: DemoConfig, shards: Path):
         "data": str(shards), "seq_len": cfg.seq_len, "flop_convention": cfg.flop_convention,
         "isoflop.budgets": list(cfg.budgets), "isoflop.sizes": cfg.sizes,
         "isoflop.step": cfg.step, "isoflop.tokens_per_param": cfg.tokens_per_param,
-        "train": [f"eval_tokens={cfg.eval_tokens}"],
+        "train": [f"eval_tokens={cfg.eval_tokens}", f"seed={cfg.seed}"],
         # A smooth family at ~1e4-1e6 parameters: widths in steps of 4, d_model / n_layers
         # about 12; Chinchilla-style RMSNorm without biases, rotary positions (no table).
-        "aspect_ratio": 12.0, "width_multiple": 4, "model.position": "rotary",
+        "aspect_ratio": 12.0, "width_multiple": 2, "model.position": "rotary",
         "model.norm": "rmsnorm", "model.bias": False,
-        # One batch for every run (32 sequences): at this scale the batch rule's jumps
-        # between 64 and 128 steps move the loss more than the model size does.
+        # About `steps` optimiser steps per run, at most batch_seqs sequences a step: at this
+        # scale short runs are starved of steps long before they are short of tokens.
         "batch.ref_tokens": cfg.batch_seqs * cfg.seq_len, "batch.exponent": 0.0,
+        "batch.steps": cfg.steps,
     })
 
 
@@ -271,11 +280,14 @@ def plan_comparison(cfg: DemoConfig, study: Path) -> dict[str, Any]:
 def write_comparison(study: Path, budget: float, n_opt: float, specs: list) -> dict[str, Any]:
     from scalinglab.scaling.study import read_json, run_dir
 
-    out: dict[str, Any] = {"budget": budget, "n_opt_parabola": n_opt}
+    conv = specs[0].train["flop_convention"]
+    # N in the count the study's grids and fits use, as the parabola's n_opt is
+    count = "non_embedding" if conv == "kaplan" else "total"
+    out: dict[str, Any] = {"budget": budget, "n_opt_parabola": n_opt, "params_count": count}
     for key, spec in zip(("optimal", "larger"), specs, strict=True):
         s = read_json(run_dir(study, spec.run_id) / "summary.json") or {}
-        conv = spec.train["flop_convention"]
-        out[key] = {"run_id": spec.run_id, "params": s.get("params_total"),
+        out[key] = {"run_id": spec.run_id, "params": s.get(f"params_{count}"),
+                    "params_total": s.get("params_total"),
                     "params_non_embedding": s.get("params_non_embedding"),
                     "tokens": s.get("tokens"), "flops": s.get(f"flops_{conv}"),
                     "val_loss": s.get("final_val_loss"), "train_loss": s.get("final_train_loss")}

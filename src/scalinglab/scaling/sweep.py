@@ -72,6 +72,12 @@ class BatchRule(Config):
     target = ref_tokens * (N / ref_params) ** exponent (GPT-3: 0.5M tokens at 125M, 3.2M at
     175B, about N^0.25), rounded to a power of two times seq_len, then halved until the run has
     at least ``min_steps`` optimiser steps (never below one sequence).
+
+    With ``steps`` set, the batch instead follows the run's length: about ``steps`` optimiser
+    steps per run, batch = tokens / steps in whole sequences, capped by the power law above.
+    At ~1e4 parameters the critical batch is tiny: a run of a few hundred steps at 32
+    sequences ends far above the same run at 8 (0.1-0.8 nats on the demo), so a fixed batch
+    makes the loss of short runs measure step starvation, not size and data.
     """
 
     ref_tokens: float = 524288
@@ -82,10 +88,14 @@ class BatchRule(Config):
     """Batch grows as N^exponent."""
     min_steps: int = 64
     """Every run gets at least this many steps (short runs get smaller batches)."""
+    steps: int = 0
+    """0: power-of-two batches as above. > 0: about this many steps per run (see above)."""
 
     def __call__(self, n_params: float, tokens: float, seq_len: int) -> int:
         target = self.ref_tokens * (n_params / self.ref_params) ** self.exponent
         seqs = 2 ** max(0, round(math.log2(max(1.0, target / seq_len))))
+        if self.steps > 0:
+            return int(min(seqs, max(1, round(tokens / (seq_len * self.steps)))) * seq_len)
         while seqs > 1 and tokens / (seqs * seq_len) < self.min_steps:
             seqs //= 2
         return int(seqs * seq_len)
