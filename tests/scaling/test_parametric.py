@@ -101,6 +101,18 @@ def test_chinchilla_law_optimum_is_the_minimum_along_the_isoflop():
     assert TRUE_LAW.optimal(1e22)[0] == pytest.approx(brute, rel=1e-3)
 
 
+@pytest.mark.parametrize("law", [
+    P.ChinchillaLaw(E=1.7, A=400.0, B=400.0, alpha=0.34, beta=0.0),  # a grid start, refitted
+    P.ChinchillaLaw(E=1.7, A=400.0, B=400.0, alpha=0.0, beta=0.0),
+    P.KaplanLaw(N_c=8.8e13, D_c=5.4e13, alpha_N=0.076, alpha_D=0.0),
+])
+def test_law_without_optimum_gives_nan_not_zero_division(law):
+    """A degenerate bootstrap refit must not abort the other 999 (or the holdout check)."""
+    assert not law.has_optimum
+    n, d = law.optimal(np.array([1e20, 1e21]))
+    assert np.isnan(n).all() and np.isnan(d).all() and np.isnan(law.a) and np.isnan(law.b)
+
+
 @pytest.fixture(scope="module")
 def chinchilla_runs():
     path = chinchilla_csv()

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from scalinglab.config import Config, ConfigError
+from scalinglab.errors import ScalinglabError
 from scalinglab.data.shards import write_shard
 from scalinglab.model.accounting import FlopConvention
 from scalinglab.train.checkpoint import atomic_write_json
@@ -323,7 +324,7 @@ def fit_stage(cfg: DemoConfig, study: Path) -> dict[str, Any]:
     fits = {"source": str(study)} | fit_data(data, n_boot=cfg.bootstrap)
     try:
         fits["holdout"] = clean_json(holdout_largest(data, n_boot=cfg.bootstrap))
-    except (ArithmeticError, ValueError, TypeError) as e:  # NOTE: degenerate bootstrap refits
+    except ScalinglabError as e:  # e.g. fewer than 3 budgets
         fits["holdout"] = {"error": f"{type(e).__name__}: {e}"}
     write_fits(study / "fits.json", fits)
     return fits

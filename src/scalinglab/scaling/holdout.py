@@ -58,6 +58,10 @@ def holdout_largest(data: FitData, n_boot: int = 1000, seed: int = 0) -> dict:
         out["error"] = a3.get("error", "approach 3 could not be fitted")
         return out
     law = ChinchillaLaw(*(a3[x] for x in ("E", "A", "B", "alpha", "beta")))
+    if not law.has_optimum:
+        out["error"] = (f"the approach 3 fit has no compute-optimal size (alpha "
+                        f"{law.alpha:.3g}, beta {law.beta:.3g}): nothing to predict")
+        return out
     n, d = law.optimal(c, k)
     pred3 = {"n_opt": float(n), "d_opt": float(d), "loss": float(law.loss(n, d))}
     boot = [ChinchillaLaw(*row) for row in a3.get("bootstrap", [])]

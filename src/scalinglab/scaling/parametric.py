@@ -180,19 +180,28 @@ class ChinchillaLaw:
         return self.E + self.A / np.power(n, self.alpha) + self.B / np.power(d, self.beta)
 
     @property
+    def has_optimum(self) -> bool:
+        """Whether loss at fixed compute has a minimum over N: both terms must fall. A bootstrap
+        refit can land on alpha or beta = 0 (a grid start), where it does not."""
+        return self.alpha > 0 and self.beta > 0 and self.A > 0 and self.B > 0
+
+    @property
     def a(self) -> float:
-        """Exponent of N_opt ~ C^a."""
-        return self.beta / (self.alpha + self.beta)
+        """Exponent of N_opt ~ C^a (NaN without an optimum)."""
+        return self.beta / (self.alpha + self.beta) if self.has_optimum else float("nan")
 
     @property
     def b(self) -> float:
-        """Exponent of D_opt ~ C^b."""
-        return self.alpha / (self.alpha + self.beta)
+        """Exponent of D_opt ~ C^b (NaN without an optimum)."""
+        return self.alpha / (self.alpha + self.beta) if self.has_optimum else float("nan")
 
     def optimal(self, flops, k: float = 6.0):
-        """(N_opt, D_opt) for budget C with C = k N D: N = G (C/k)^a, D = (C/k)^b / G."""
-        g = (self.alpha * self.A / (self.beta * self.B)) ** (1.0 / (self.alpha + self.beta))
+        """(N_opt, D_opt) for budget C with C = k N D: N = G (C/k)^a, D = (C/k)^b / G.
+        NaN when the law has no optimum (see ``has_optimum``)."""
         c = np.asarray(flops, dtype=np.float64) / k
+        if not self.has_optimum:
+            return np.full_like(c, np.nan), np.full_like(c, np.nan)
+        g = (self.alpha * self.A / (self.beta * self.B)) ** (1.0 / (self.alpha + self.beta))
         return g * c ** self.a, c ** self.b / g
 
     def as_dict(self) -> dict:
@@ -218,17 +227,24 @@ class KaplanLaw:
         return ((self.N_c / np.asarray(n)) ** p + self.D_c / np.asarray(d)) ** self.alpha_D
 
     @property
+    def has_optimum(self) -> bool:
+        return self.alpha_N > 0 and self.alpha_D > 0
+
+    @property
     def a(self) -> float:
-        return self.alpha_D / (self.alpha_N + self.alpha_D)
+        return self.alpha_D / (self.alpha_N + self.alpha_D) if self.has_optimum else float("nan")
 
     @property
     def b(self) -> float:
-        return self.alpha_N / (self.alpha_N + self.alpha_D)
+        return self.alpha_N / (self.alpha_N + self.alpha_D) if self.has_optimum else float("nan")
 
     def optimal(self, flops, k: float = 6.0):
-        """Minimise L(N, C/(kN)) over N: N^(p+1) = p N_c^p C / (k D_c), p = alpha_N/alpha_D."""
-        p = self.alpha_N / self.alpha_D
+        """Minimise L(N, C/(kN)) over N: N^(p+1) = p N_c^p C / (k D_c), p = alpha_N/alpha_D
+        (NaN when an exponent is not positive)."""
         c = np.asarray(flops, dtype=np.float64)
+        if not self.has_optimum:
+            return np.full_like(c, np.nan), np.full_like(c, np.nan)
+        p = self.alpha_N / self.alpha_D
         n = (p * self.N_c ** p * c / (k * self.D_c)) ** (1.0 / (p + 1.0))
         return n, c / (k * n)
 
