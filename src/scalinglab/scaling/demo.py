@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from scalinglab.config import Config, ConfigError
-from scalinglab.errors import ScalinglabError
 from scalinglab.data.shards import write_shard
+from scalinglab.errors import ScalinglabError
 from scalinglab.model.accounting import FlopConvention
 from scalinglab.train.checkpoint import atomic_write_json
 
