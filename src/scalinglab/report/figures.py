@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from scalinglab.report.data import (  # noqa: E402
     StudyData,
@@ -301,6 +302,8 @@ def downstream(s: StudyData) -> Figure | None:
         x, y = zip(*sorted(series[name]), strict=True)
         ax.plot(x, y, "o", color="C4")
         ax.set(xscale="log", xlabel="FLOPs", title=name)
+        # budgets a factor 2 apart put minor labels (2e11, 3e11, 4e11) on top of each other
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
