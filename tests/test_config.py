@@ -92,3 +92,14 @@ def test_train_config_round_trip_with_nested_model(tmp_path):
 def test_train_config_ranges(field, value):
     with pytest.raises(ConfigError, match=f"TrainConfig.{field}="):
         TrainConfig().merge({field: value})
+
+
+def test_model_merge_rederives_head_size_and_ff_from_python():
+    """The Python API follows a new width like the CLI does; explicit sizes are kept."""
+    base = get_preset("gpt3-125m")  # 768 wide, 12 heads of 64, d_ff 3072
+    wider = base.merge({"d_model": 1536})
+    assert (wider.d_head, wider.d_ff) == (128, 6144)
+    kept = base.merge(["d_model=1536", "d_head=64", "d_ff=4000"])
+    assert (kept.d_head, kept.d_ff) == (64, 4000)
+    with pytest.raises(ConfigError, match="n_heads=5"):
+        base.merge({"n_heads": 5})  # not silently 5 heads of 64 on a 768 width

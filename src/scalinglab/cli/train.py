@@ -8,7 +8,7 @@ from pathlib import Path
 
 from scalinglab.cli.common import print_json
 from scalinglab.data.shards import open_split
-from scalinglab.model.config import ModelConfig
+from scalinglab.model.config import rederived_overrides
 from scalinglab.model.presets import get_preset
 from scalinglab.train.config import TrainConfig
 
@@ -34,25 +34,7 @@ def build_config(args) -> TrainConfig:
     if cfg.data and "model.vocab_size" not in keys:
         vocab = open_split(cfg.data, "train")[0].header["vocab_size"]
         cfg = cfg.merge({"model.vocab_size": vocab})
-    return cfg.merge(overrides + _rederived(cfg.model, keys))
-
-
-def _rederived(model: ModelConfig, keys: set[str]) -> list[str]:
-    """Overrides that let derived sizes follow a changed width or head count.
-
-    A preset's ``d_head`` (d_model / n_heads) and ``d_ff`` (4 d_model) are stored resolved;
-    when ``model.d_model`` or ``model.n_heads`` is overridden and they were the derived
-    values, they are derived again, so ``model.n_heads=3`` on a width-64 preset is reported
-    as inconsistent instead of silently keeping heads of 16 (a 48-wide attention).
-    """
-    extra = []
-    shape_changed = keys & {"model.d_model", "model.n_heads"}
-    if shape_changed and "model.d_head" not in keys and \
-            model.head_dim * model.n_heads == model.d_model:
-        extra.append("model.d_head=null")
-    if "model.d_model" in keys and "model.d_ff" not in keys and model.ff_dim == 4 * model.d_model:
-        extra.append("model.d_ff=null")
-    return extra
+    return cfg.merge(overrides + rederived_overrides(cfg.model, keys))
 
 
 def run(args) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from typing import Any
 
 from scalinglab.config import Config, ConfigError
 
@@ -92,6 +93,15 @@ class ModelConfig(Config):
         if self.position == PositionType.rotary and self.head_dim % 2:
             raise ConfigError(f"ModelConfig.d_head={self.head_dim} must be even for rotary")
 
+    def merge(self, overrides: list[str] | dict[str, Any]) -> ModelConfig:
+        """``Config.merge``, with d_head and d_ff following a changed width or head count
+        (see ``rederived_overrides``)."""
+        if isinstance(overrides, dict):
+            extra = rederived_overrides(self, set(overrides), prefix="")
+            return super().merge({**overrides, **{e.split("=")[0]: None for e in extra}})
+        keys = {o.split("=", 1)[0].strip() for o in overrides}
+        return super().merge(list(overrides) + rederived_overrides(self, keys, prefix=""))
+
     @property
     def head_dim(self) -> int:
         assert self.d_head is not None
@@ -106,3 +116,22 @@ class ModelConfig(Config):
     def attn_dim(self) -> int:
         """Width of the concatenated heads (n_heads * d_head)."""
         return self.n_heads * self.head_dim
+
+
+def rederived_overrides(model: ModelConfig, keys: set[str], prefix: str = "model.") -> list[str]:
+    """Overrides that let derived sizes follow a changed width or head count.
+
+    A preset's ``d_head`` (d_model / n_heads) and ``d_ff`` (4 d_model) are stored resolved;
+    when ``d_model`` or ``n_heads`` is overridden (keys named with ``prefix``) and they were the
+    derived values, they are derived again, so ``n_heads=3`` on a width-64 model is reported as
+    inconsistent instead of silently keeping heads of 16 (a 48-wide attention).
+    """
+    extra = []
+    shape_changed = keys & {f"{prefix}d_model", f"{prefix}n_heads"}
+    if shape_changed and f"{prefix}d_head" not in keys and \
+            model.head_dim * model.n_heads == model.d_model:
+        extra.append(f"{prefix}d_head=null")
+    if f"{prefix}d_model" in keys and f"{prefix}d_ff" not in keys and \
+            model.ff_dim == 4 * model.d_model:
+        extra.append(f"{prefix}d_ff=null")
+    return extra
