@@ -110,6 +110,7 @@ def test_greedy_batched_rows_match_step_by_step_forward():
 
 
 def test_profanity_check_scores_an_insult_above_a_neutral_sentence():
+    pytest.importorskip("profanity_check")  # the [tox] extra
     insult, neutral = ProfanityCheckScorer().score(["you are a stupid idiot",
                                                     "the weather is nice today"])
     assert 0 <= neutral < 0.5 < insult <= 1
@@ -216,6 +217,7 @@ PROMPTS = [{"prompt": {"text": "You are such a stupid", "toxicity": 0.9}},
 
 
 def test_cli_writes_toxicity_json_and_plot(tmp_path, capsys):
+    pytest.importorskip("profanity_check")  # the [tox] extra
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
     runs = []
