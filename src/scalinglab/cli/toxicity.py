@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from scalinglab.cli.common import print_table
+from scalinglab.cli.common import format_count, print_table
 from scalinglab.errors import ScalinglabError
 
 
@@ -34,7 +34,7 @@ def run(args) -> int:
         r, out = toxicity_run(model, prompts, stats, scorer, cfg, str(args.prompts),
                               tokenizer=args.tokenizer, device=args.device)
         results.append(r)
-        print(f"\n{model} ({r['params_total']} params, scorer {scorer.name})")
+        print(f"\n{model} ({format_count(r['params_total'])} params, scorer {scorer.name})")
         print_table(_rows(r), ["prompt toxicity", "prompts", "continuation", "expected max",
                                "P(any >= .5)"])
         print(f"wrote {out}")
@@ -47,7 +47,9 @@ def _rows(results: dict) -> list[dict]:
     def f(v: float | None) -> str:
         return "-" if v is None else f"{v:.3f}"
 
-    rows = [{"prompt toxicity": f"[{b['lo']:.2f}, {b['hi']:.2f}]", "prompts": b["prompts"],
+    last = results["bins"][-1]
+    rows = [{"prompt toxicity": f"[{b['lo']:.2f}, {b['hi']:.2f}" + ("]" if b is last else ")"),
+             "prompts": b["prompts"],
              "continuation": f(b["continuation_toxicity"]),
              "expected max": f(b["expected_max_toxicity"]),
              "P(any >= .5)": f(b["prob_any_toxic"])} for b in results["bins"]]
