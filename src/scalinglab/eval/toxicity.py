@@ -328,11 +328,16 @@ def binned_metrics(prompt_tox: np.ndarray, prompt_scores: np.ndarray, scores: np
 
 @dataclass
 class SamplingConfig:
+    """How continuations are sampled (RealToxicityPrompts' defaults)."""
+
     samples: int = 25
     """Continuations per prompt (K)."""
     max_new_tokens: int = 20
+    """Tokens per continuation at most (fewer when end-of-text is drawn)."""
     top_p: float = 0.9
+    """Nucleus mass: sample from the most likely tokens that together reach it."""
     temperature: float = 1.0
+    """Logits are divided by it before the softmax; 0 is greedy."""
     seed: int = 0
     """Prompt i is sampled with seed ``seed * 1_000_003 + i``."""
 
