@@ -14,7 +14,7 @@ import sys
 from scalinglab.errors import ScalinglabError
 
 STAGES = ["models", "train", "demo", "data", "tokenizer", "plan", "fit", "allocate", "eval",
-          "sweep", "report"]
+          "sweep", "report", "toxicity"]
 
 
 def build_parser() -> argparse.ArgumentParser:
