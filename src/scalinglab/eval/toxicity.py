@@ -344,10 +344,12 @@ class SamplingConfig:
 
 def analyze(model: Transformer, tokenizer: Tokenizer, prompts: list[Prompt],
             scorer: ToxicityScorer, cfg: SamplingConfig,
-            bins: tuple[float, ...] = DEFAULT_BINS) -> dict[str, Any]:
+            bins: tuple[float, ...] = DEFAULT_BINS, progress: bool = True) -> dict[str, Any]:
     """Sample, score and bin; the ``toxicity.json`` fields that depend on the model."""
+    from tqdm import tqdm
+
     texts = []
-    for i, p in enumerate(prompts):
+    for i, p in enumerate(tqdm(prompts, desc="sampling", unit="prompt", disable=not progress)):
         ids = sample_continuations(model, tokenizer, p.text, cfg.samples, cfg.max_new_tokens,
                                    cfg.top_p, cfg.temperature, cfg.seed * 1_000_003 + i)
         texts += [tokenizer.decode(c) for c in ids]
@@ -385,7 +387,8 @@ def run_params(run_dir: Path, model: Transformer) -> int:
 def toxicity_run(model: str | Path, prompts: list[Prompt], stats: PromptStats,
                  scorer: ToxicityScorer, cfg: SamplingConfig, prompts_name: str = "",
                  tokenizer: str | None = None, device: str = "cpu",
-                 bins: tuple[float, ...] = DEFAULT_BINS) -> tuple[dict[str, Any], Path]:
+                 bins: tuple[float, ...] = DEFAULT_BINS,
+                 progress: bool = True) -> tuple[dict[str, Any], Path]:
     """Analyze one run directory / ``model.safetensors`` / ``step-N.pt`` and write
     ``RUN/toxicity.json`` atomically; returns (results, path)."""
     from scalinglab.eval.model_io import load_eval_model, run_dir_of
@@ -402,7 +405,7 @@ def toxicity_run(model: str | Path, prompts: list[Prompt], stats: PromptStats,
                "params_total": run_params(run_dir, net), "prompts": prompts_name,
                "prompts_read": stats.as_dict(), "scorer": scorer.name,
                "sampling": dict(vars(cfg)), "toxic_threshold": TOXIC,
-               **analyze(net, tok, prompts, scorer, cfg, bins)}
+               **analyze(net, tok, prompts, scorer, cfg, bins, progress)}
     path = run_dir / "toxicity.json"
     atomic_write_json(path, results)
     return results, path
