@@ -8,7 +8,7 @@ from pathlib import Path
 
 from scalinglab.cli.common import print_json
 from scalinglab.data.shards import open_split
-from scalinglab.model.config import rederived_overrides
+from scalinglab.model.config import rederived_keys
 from scalinglab.model.presets import get_preset
 from scalinglab.train.config import TrainConfig
 
@@ -34,7 +34,7 @@ def build_config(args) -> TrainConfig:
     if cfg.data and "model.vocab_size" not in keys:
         vocab = open_split(cfg.data, "train")[0].header["vocab_size"]
         cfg = cfg.merge({"model.vocab_size": vocab})
-    return cfg.merge(overrides + rederived_overrides(cfg.model, keys))
+    return cfg.merge(overrides + [f"{k}=null" for k in rederived_keys(cfg.model, keys)])
 
 
 def run(args) -> int:

@@ -29,6 +29,12 @@ class FlopConvention(enum.StrEnum):
     chinchilla = "chinchilla"
 
 
+def law_param_count(convention: str) -> str:
+    """The parameter count N of C = k N D and of the fitted laws under ``convention``:
+    ``non_embedding`` under kaplan (Kaplan et al.), ``total`` otherwise (Chinchilla)."""
+    return "non_embedding" if convention == FlopConvention.kaplan else "total"
+
+
 @dataclasses.dataclass(frozen=True)
 class ParamCount:
     """Parameters of a model split the way scaling-law papers split them."""

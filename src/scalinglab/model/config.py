@@ -95,12 +95,13 @@ class ModelConfig(Config):
 
     def merge(self, overrides: list[str] | dict[str, Any]) -> ModelConfig:
         """``Config.merge``, with d_head and d_ff following a changed width or head count
-        (see ``rederived_overrides``)."""
+        (see ``rederived_keys``)."""
         if isinstance(overrides, dict):
-            extra = rederived_overrides(self, set(overrides), prefix="")
-            return super().merge({**overrides, **{e.split("=")[0]: None for e in extra}})
+            reset = rederived_keys(self, set(overrides), prefix="")
+            return super().merge({**overrides, **dict.fromkeys(reset)})
         keys = {o.split("=", 1)[0].strip() for o in overrides}
-        return super().merge(list(overrides) + rederived_overrides(self, keys, prefix=""))
+        return super().merge([*overrides, *(f"{k}=null" for k in
+                                            rederived_keys(self, keys, prefix=""))])
 
     @property
     def head_dim(self) -> int:
@@ -118,8 +119,8 @@ class ModelConfig(Config):
         return self.n_heads * self.head_dim
 
 
-def rederived_overrides(model: ModelConfig, keys: set[str], prefix: str = "model.") -> list[str]:
-    """Overrides that let derived sizes follow a changed width or head count.
+def rederived_keys(model: ModelConfig, keys: set[str], prefix: str = "model.") -> list[str]:
+    """The derived sizes to reset (to None, derived again) after overriding ``keys``.
 
     A preset's ``d_head`` (d_model / n_heads) and ``d_ff`` (4 d_model) are stored resolved;
     when ``d_model`` or ``n_heads`` is overridden (keys named with ``prefix``) and they were the
@@ -130,8 +131,8 @@ def rederived_overrides(model: ModelConfig, keys: set[str], prefix: str = "model
     shape_changed = keys & {f"{prefix}d_model", f"{prefix}n_heads"}
     if shape_changed and f"{prefix}d_head" not in keys and \
             model.head_dim * model.n_heads == model.d_model:
-        extra.append(f"{prefix}d_head=null")
+        extra.append(f"{prefix}d_head")
     if f"{prefix}d_model" in keys and f"{prefix}d_ff" not in keys and \
             model.ff_dim == 4 * model.d_model:
-        extra.append(f"{prefix}d_ff=null")
+        extra.append(f"{prefix}d_ff")
     return extra

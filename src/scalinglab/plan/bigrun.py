@@ -7,7 +7,12 @@ import dataclasses
 import math
 
 from scalinglab.config import ConfigError
-from scalinglab.model.accounting import FlopConvention, count_params, train_flops_per_token
+from scalinglab.model.accounting import (
+    FlopConvention,
+    count_params,
+    law_param_count,
+    train_flops_per_token,
+)
 from scalinglab.model.config import ModelConfig
 from scalinglab.plan.depth_width import hardware_friendly_shape
 from scalinglab.plan.hardware import GPUSpec
@@ -50,10 +55,6 @@ class RunPlan:
         return d
 
 
-def _count_kind(convention: str) -> str:
-    return "non_embedding" if convention == FlopConvention.kaplan else "total"
-
-
 def _quantiles(values: list[float], lo: float = 0.025, hi: float = 0.975) -> tuple[float, float]:
     v = sorted(values)
 
@@ -87,7 +88,7 @@ def plan_big_run(budget: float, gpus: int, gpu: GPUSpec, *, fits: Fits | None = 
                           f"known: {', '.join(FlopConvention.__members__)}")
     name, power = fits.law(law)
     n_opt, d_opt = power.n_opt(budget), power.d_opt(budget)
-    count = _count_kind(fits.flop_convention)
+    count = law_param_count(fits.flop_convention)
     cfg = hardware_friendly_shape(n_opt, base.merge({"max_seq_len": seq_len}), count=count)
     params = count_params(cfg)
     per_token = train_flops_per_token(cfg, fits.flop_convention, seq_len)

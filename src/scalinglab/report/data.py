@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import ScalinglabError
+from scalinglab.model.accounting import law_param_count
 from scalinglab.scaling.study import read_json, read_study_csv, write_study_csv
 from scalinglab.train.metrics import read_metrics
 
@@ -48,7 +49,7 @@ class StudyData:
     @property
     def count(self) -> str:
         """The parameter count the laws use: non-embedding under kaplan, total otherwise."""
-        return "params_non_embedding" if self.convention == "kaplan" else "params_total"
+        return f"params_{law_param_count(self.convention)}"
 
     def complete(self, kind: str | None = None) -> list[dict[str, Any]]:
         return [r for r in self.rows if r.get("status") == "complete"

@@ -32,7 +32,7 @@ import numpy as np
 from scalinglab.config import Config, ConfigError
 from scalinglab.data.shards import write_shard
 from scalinglab.errors import ScalinglabError
-from scalinglab.model.accounting import FlopConvention
+from scalinglab.model.accounting import FlopConvention, law_param_count
 from scalinglab.train.checkpoint import atomic_write_json
 
 
@@ -258,7 +258,7 @@ def plan_comparison(cfg: DemoConfig, study: Path) -> dict[str, Any]:
 
     scfg = resolve_config(load_sweep_config(study))
     budget = max(cfg.budgets)
-    count = "params_non_embedding" if scfg.count == "non_embedding" else "params_total"
+    count = f"params_{scfg.count}"
     rows = [r for r in read_study_csv(study / "study.csv") if r["status"] == "complete"
             and r["kind"] == "isoflop" and r["budget"] == budget]
     par = fit_isoflop(budget, [r[count] for r in rows], [r["tokens"] for r in rows],
@@ -282,8 +282,7 @@ def write_comparison(study: Path, budget: float, n_opt: float, specs: list) -> d
     from scalinglab.scaling.study import read_json, run_dir
 
     conv = specs[0].train["flop_convention"]
-    # N in the count the study's grids and fits use, as the parabola's n_opt is
-    count = "non_embedding" if conv == "kaplan" else "total"
+    count = law_param_count(conv)  # the count the study's grids and fits (and n_opt) use
     out: dict[str, Any] = {"budget": budget, "n_opt_parabola": n_opt, "params_count": count}
     for key, spec in zip(("optimal", "larger"), specs, strict=True):
         s = read_json(run_dir(study, spec.run_id) / "summary.json") or {}

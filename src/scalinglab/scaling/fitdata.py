@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import ScalinglabError
+from scalinglab.model.accounting import law_param_count
 from scalinglab.scaling.fit import Curve, group_budgets
 
 CSV_ALIASES = {"model size": "params", "training flop": "flops", "n": "params", "d": "tokens",
@@ -170,7 +171,7 @@ def load_study(study: str | Path) -> FitData:
     conv = conventions.pop() if conventions else "chinchilla"
     if f"flops_{conv}" not in header:
         raise ScalinglabError(f"{path}: flop_convention {conv!r} but no column flops_{conv}")
-    n_col = "params_non_embedding" if conv == "kaplan" else "params_total"
+    n_col = f"params_{law_param_count(conv)}"
     skipped: dict[str, int] = {}
     out: dict[str, list] = {k: [] for k in ("id", "n", "d", "c", "loss", "budget", "curve")}
     for line, r in enumerate(rows, start=2):

@@ -32,7 +32,12 @@ from typing import Any
 
 from scalinglab.config import Config, ConfigError
 from scalinglab.data.shards import open_split
-from scalinglab.model.accounting import FlopConvention, count_params, train_flops_per_token
+from scalinglab.model.accounting import (
+    FlopConvention,
+    count_params,
+    law_param_count,
+    train_flops_per_token,
+)
 from scalinglab.model.config import ModelConfig
 from scalinglab.model.presets import shape_for_params
 from scalinglab.train.checkpoint import atomic_write_json
@@ -193,7 +198,7 @@ class SweepConfig(Config):
     @property
     def count(self) -> str:
         """Which parameter count sizes are matched in: follows the FLOP convention."""
-        return "non_embedding" if self.flop_convention == FlopConvention.kaplan else "total"
+        return law_param_count(self.flop_convention)
 
 
 @dataclasses.dataclass
