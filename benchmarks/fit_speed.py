@@ -17,7 +17,8 @@ import time
 
 import numpy as np
 
-from scalinglab.scaling import parametric
+from scalinglab.laws import parametric
+from scalinglab.laws.paper import CHINCHILLA_PAPER
 from scalinglab.scaling.bootstrap import _weights, draws
 from scalinglab.scaling.fitdata import load_csv
 from scalinglab.scaling.reference import chinchilla_csv
@@ -33,7 +34,7 @@ def chinchilla_runs() -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     rng = np.random.default_rng(0)
     n = 10 ** rng.uniform(7.8, 10.2, 240)
     d = 10 ** rng.uniform(9.5, 11.5, 240)
-    loss = parametric.CHINCHILLA_PAPER.loss(n, d) * np.exp(rng.normal(0, 0.01, 240))
+    loss = CHINCHILLA_PAPER.loss(n, d) * np.exp(rng.normal(0, 0.01, 240))
     return n, d, loss, "synthetic (reference data not found)"
 
 
@@ -55,11 +56,11 @@ def main() -> None:
     (law, minima), wall, cpu = timed(lambda: parametric.fit_approach3(n, d, loss))
     print(f"approach 3 fit, 4500 starts: wall {wall:.2f} s, cpu {cpu:.2f} s -> "
           f"E={law.E:.4f} A={law.A:.1f} B={law.B:.0f} alpha={law.alpha:.4f} "
-          f"beta={law.beta:.4f} a={law.a:.4f} N_opt(5.76e23)={law.optimal(5.76e23)[0]:.3g}")
+          f"beta={law.beta:.4f} a={law.a:.4f} N_opt(5.76e23)={law.optimum(5.76e23)[0]:.3g}")
     w = _weights(draws(n.size, args.bootstrap, 0), n.size)
-    thetas, wall, cpu = timed(lambda: parametric.refit(
-        parametric.chinchilla_objective, minima[:3], n, d, loss, w))
-    a = np.array([parametric.ChinchillaLaw.from_theta(t).a for t in thetas])
+    laws, wall, cpu = timed(lambda: parametric.FORMS["approach3"].refit(
+        minima[:3], n, d, loss, w))
+    a = np.array([x.a for x in laws])
     print(f"{args.bootstrap} bootstrap refits: wall {wall:.2f} s, cpu {cpu:.2f} s "
           f"(std of a {a.std():.4f})")
     if args.exhaustive:

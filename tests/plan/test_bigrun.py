@@ -4,27 +4,28 @@ import random
 import pytest
 
 from scalinglab.errors import ScalinglabError
+from scalinglab.laws.fitsfile import load_fits, paper_fits
+from scalinglab.laws.paper import CHINCHILLA_TABLE3
+from scalinglab.laws.parametric import ChinchillaLaw
 from scalinglab.model.presets import get_preset
 from scalinglab.plan.bigrun import plan_big_run
 from scalinglab.plan.hardware import get_gpu
-from scalinglab.plan.laws import CHINCHILLA_TABLE3, LossLaw, chinchilla_paper_fits, load_fits
 
 GOPHER_BUDGET = 5.76e23
 
 
 def test_paper_approach1_reproduces_table3():
-    law = chinchilla_paper_fits().approaches["approach1"]
+    law = paper_fits().methods["approach1"].law
     for n, c, d in CHINCHILLA_TABLE3:
-        assert law.n_opt(c) == pytest.approx(n, rel=0.05)
-        assert law.d_opt(c) == pytest.approx(d, rel=0.07)
+        assert law.optimum(c)[0] == pytest.approx(n, rel=0.05)
+        assert law.optimum(c)[1] == pytest.approx(d, rel=0.07)
 
 
 def test_approach3_frontier_matches_the_closed_form():
-    loss = LossLaw(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
-    law = loss.frontier()
-    assert law.a == pytest.approx(0.28 / 0.62) and law.a == pytest.approx(0.46, abs=0.01)
+    loss = ChinchillaLaw(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+    assert loss.a == pytest.approx(0.28 / 0.62) and loss.a == pytest.approx(0.46, abs=0.01)
     c = 1e22
-    n, d = law.n_opt(c), law.d_opt(c)
+    n, d = loss.optimum(c)
     assert 6 * n * d == pytest.approx(c)
     # It is the minimum of L along 6 N D = C.
     for f in (0.8, 1.25):
@@ -62,8 +63,8 @@ def test_fits_file_with_bootstrap_gives_intervals(tmp_path):
     path = tmp_path / "fits.json"
     _write_fits(path, random.Random(0))
     fits = load_fits(path)
-    assert set(fits.approaches) == {"approach1", "approach3"}
-    assert fits.dropped_bootstrap_rows == 2 and len(fits.loss.bootstrap) == 200
+    assert set(fits.methods) == {"approach1", "approach3"} and "approach2" in fits.errors
+    assert fits.dropped_bootstrap_rows == 2 and len(fits.methods["approach3"].bootstrap) == 200
     plan = plan_big_run(1e22, 64, get_gpu("h100-80gb"), fits=fits, law="approach3",
                         base=get_preset("chinchilla-70b"), global_batch=512)
     lo, hi = plan.loss_interval
@@ -82,14 +83,14 @@ def test_plan_run_cli_with_fits_prints_interval(cli, tmp_path):
     rc, out, err = cli("plan", "run", "--budget", "1e22", "--fits", path, "--gpus", "64",
                        "--gpu", "h100-80gb", "--batch", "512")
     assert rc == 0, err
-    assert "95% bootstrap" in out and "approach1 of" in out
+    assert "95% predictive" in out and "approach1 of" in out
 
 
 @pytest.mark.parametrize("args,needle", [
     (["--budget", "1e15", "--gpus", "8", "--batch", "100000"], "less than one step"),
     (["--budget", "-1", "--gpus", "8"], "budget must be a positive"),
     (["--budget", "1e22", "--gpus", "8", "--gpu", "x100"], "unknown GPU kind"),
-    (["--budget", "1e22", "--gpus", "8", "--fits", "/nonexistent/fits.json"], "cannot read"),
+    (["--budget", "1e22", "--gpus", "8", "--fits", "/nonexistent/fits.json"], "no such file"),
 ])
 def test_plan_run_errors_are_one_line(cli, args, needle):
     rc, _, err = cli("plan", "run", *args)
@@ -113,7 +114,7 @@ def test_kaplan_fits_match_non_embedding_parameters(tmp_path):
     assert plan.params_non_embedding == pytest.approx(plan.n_opt, rel=0.03)
     emb = (50257 + 2048) * plan.model.d_model  # tied vocabulary + learned positions on top
     assert plan.params_total - plan.params_non_embedding == emb
-    assert plan.loss is None and any("no approach3" in n for n in plan.notes)
+    assert plan.loss is None and any("no loss law fitted" in n for n in plan.notes)
     # The whole budget is spent: 6 N_non-embedding D = C under Kaplan's count.
     assert 6 * plan.params_non_embedding * plan.tokens == pytest.approx(1e21)
     path.write_text(json.dumps({"flop_convention": "furlongs",

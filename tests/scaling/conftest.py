@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scalinglab.scaling.parametric import ChinchillaLaw
+from scalinglab.laws.parametric import ChinchillaLaw
 
 TRUE_LAW = ChinchillaLaw(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37)
 STUDY_COLUMNS = ["run_id", "kind", "budget", "n_layers", "d_model", "n_heads",
@@ -26,7 +26,7 @@ def make_study(directory: Path, budgets=(1e18, 1e19, 1e20, 1e21), n_sizes: int =
     rng = np.random.default_rng(seed)
     rows = []
     for c in budgets:
-        n_opt, _ = law.optimal(c)
+        n_opt, _ = law.optimum(c)
         for j, n in enumerate(n_opt * np.logspace(-0.6, 0.6, n_sizes)):
             run_id = f"c{c:.0e}-n{j}"
             d = c / (6 * n)

@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 
 from scalinglab.errors import ScalinglabError
+from scalinglab.laws.fitsfile import parse_fits
+from scalinglab.laws.paper import CHINCHILLA_TABLE3, PAPER_EXPONENTS, table3_fit
 from scalinglab.scaling.allocate import (
-    CHINCHILLA_TABLE3,
-    PAPER_EXPONENTS,
     allocate,
     fitted_sources,
     optimal_budget,
     paper_sources,
     size_table,
-    table3_law,
 )
 from scalinglab.scaling.bootstrap import fit_all
 from scalinglab.scaling.fitdata import load_study
@@ -24,8 +23,8 @@ pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
 
 def test_table3_power_law_regenerates_the_table():
-    law = table3_law()
-    assert law.exponent == pytest.approx(0.50, abs=0.01)
+    _, a = table3_fit()
+    assert a == pytest.approx(0.50, abs=0.01)
     rows = {r["params"]: r for r in size_table([n for n, _, _ in CHINCHILLA_TABLE3])
             if r["source"].startswith("Chinchilla approach 1")}
     for n, flops, tokens in CHINCHILLA_TABLE3:
@@ -37,11 +36,11 @@ def test_table3_power_law_regenerates_the_table():
 
 
 def test_paper_laws_have_the_published_exponents():
-    src = {s["name"]: s for s in paper_sources()}
-    assert src["Chinchilla approach 2"]["n_law"].exponent == PAPER_EXPONENTS["approach2"]
-    assert src["Kaplan et al. 2020"]["n_law"].exponent == PAPER_EXPONENTS["kaplan"]
+    src = {s.name: s for s in paper_sources()}
+    assert src["Chinchilla approach 2"].frontier.law.a == PAPER_EXPONENTS["approach2"]
+    assert src["Kaplan et al. 2020"].frontier.law.a == PAPER_EXPONENTS["kaplan"]
     # the rounded published Approach 3 parameters give beta/(alpha+beta) = 0.452 (paper: 0.46)
-    assert src["Chinchilla approach 3"]["law"].a == pytest.approx(0.46, abs=0.01)
+    assert src["Chinchilla approach 3"].frontier.law.a == pytest.approx(0.46, abs=0.01)
 
 
 def test_allocate_rows_are_consistent():
@@ -62,18 +61,20 @@ def test_allocate_rows_are_consistent():
 def test_optimal_budget_inverts_allocation():
     for s in paper_sources():
         c = optimal_budget(s, 1e10)
-        row = [r for r in allocate(c) if r["source"] == s["name"]][0]
+        row = [r for r in allocate(c) if r["source"] == s.name][0]
         assert row["n_opt"] == pytest.approx(1e10, rel=1e-6)
 
 
 def test_fitted_sources_from_fits(study):
-    fits = fit_all(load_study(study), n_boot=30)
-    names = [s["name"] for s in fitted_sources(fits)]
-    assert names == ["fit: approach 1", "fit: approach 2", "fit: approach 3", "fit: Kaplan form"]
+    fits = parse_fits(fit_all(load_study(study), n_boot=30), "fits.json")
+    names = [s.name for s in fitted_sources(fits)]
+    assert names == ["fit: approach1", "fit: approach2", "fit: approach3", "fit: approach3_tied",
+                     "fit: kaplan", "fit: isoflop"]
     rows = {r["source"]: r for r in allocate(1e22, fits)}
-    r3 = rows["fit: approach 3"]
+    r3 = rows["fit: approach3"]
     assert r3["n_opt_ci"][0] <= r3["n_opt"] <= r3["n_opt_ci"][1]
     assert r3["loss_ci"][0] <= r3["loss"] <= r3["loss_ci"][1]
+    assert r3["extrapolation"] == pytest.approx(10.0)  # the study's largest budget is 1e21
     # approaches 2 and 3 fitted to the same law agree on where to spend a 10x larger budget
-    assert rows["fit: approach 2"]["n_opt"] == pytest.approx(r3["n_opt"], rel=0.3)
-    assert np.isfinite(rows["fit: approach 2"]["loss"])
+    assert rows["fit: approach2"]["n_opt"] == pytest.approx(r3["n_opt"], rel=0.3)
+    assert np.isfinite(rows["fit: approach2"]["loss"])

@@ -29,9 +29,11 @@ def test_fit_study_writes_fits_json(study, capsys):
     assert main(["allocate", "--budget", "1e22", "--fits", str(study / "fits.json"),
                  "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
-    assert rows[0]["source"] == "fit: approach 1" and rows[-1]["source"] == "Kaplan et al. 2020"
+    # the recommended law first, the published ones last
+    assert rows[0]["source"] == f"fit: {fits['recommended']['method']} (recommended)"
+    assert rows[-1]["source"] == "Kaplan et al. 2020"
     assert main(["allocate", "--sizes", "400e6,1e9", "--fits", str(study / "fits.json")]) == 0
-    assert "fit: approach 3" in capsys.readouterr().out
+    assert "fit: approach3" in capsys.readouterr().out
 
 
 def test_bad_input_is_one_line_error(tmp_path, capsys):
@@ -59,10 +61,11 @@ def test_fit_csv_on_chinchilla_reference(tmp_path):
 
 
 def test_fit_study_api_writes_strict_json(study):
-    from scalinglab.scaling.fits_io import fit_study, read_fits
+    from scalinglab.laws.fitsfile import read_fits_json
+    from scalinglab.scaling.fits_io import fit_study
 
     fits = fit_study(study, n_boot=10, holdout=True)
-    on_disk = read_fits(study / "fits.json")
+    on_disk = read_fits_json(study / "fits.json")
     assert on_disk == json.loads(json.dumps(fits))
     assert "NaN" not in (study / "fits.json").read_text()
     assert on_disk["holdout"]["budget"] == 1e21

@@ -39,7 +39,7 @@ def isoflop_runs(budgets, law=TRUE_LAW, noise=0.0, seed=0):
     rng = np.random.default_rng(seed)
     b, n, d, loss = [], [], [], []
     for c in budgets:
-        for x in law.optimal(c)[0] * np.logspace(-0.7, 0.7, 9):
+        for x in law.optimum(c)[0] * np.logspace(-0.7, 0.7, 9):
             b.append(c)
             n.append(x)
             d.append(c / (6 * x))
@@ -54,7 +54,7 @@ def test_approach2_recovers_exponents():
     assert alloc.d_law.exponent == pytest.approx(TRUE_LAW.b, abs=0.03)
     assert all(m.interior for m in minima)
     for m in minima:  # each parabola's minimum is near the true optimum for its budget
-        assert m.n_opt == pytest.approx(TRUE_LAW.optimal(m.budget)[0], rel=0.15)
+        assert m.n_opt == pytest.approx(TRUE_LAW.optimum(m.budget)[0], rel=0.15)
         assert m.d_opt == pytest.approx(m.budget / (6 * m.n_opt), rel=1e-6)
 
 
@@ -64,7 +64,7 @@ def test_isoflop_without_minimum_is_rejected():
     assert fit_isoflop(1e19, n[:2], n[:2], n[:2]) is None  # too few sizes
     # a profile whose sizes all lie left of the optimum: the minimum is off the grid's edge
     b, n2, d2, loss2 = isoflop_runs([1e19, 1e20])
-    left = n2 < TRUE_LAW.optimal(1e20)[0] / 2
+    left = n2 < TRUE_LAW.optimum(1e20)[0] / 2
     keep = (b == 1e19) | left
     m19, m20 = isoflop_minima(b[keep], n2[keep], d2[keep], loss2[keep])
     assert m19.interior and not m20.interior
@@ -148,9 +148,9 @@ def test_fit_all_contract_and_intervals(study):
     assert a3["a"] == pytest.approx(TRUE_LAW.a, abs=0.05)
     assert len(a3["bootstrap"]) == 100 and set(a3["ci"]) >= {"E", "alpha", "beta", "a", "b"}
     # N_opt = n_coef C^a matches the G (C/6)^a formula
-    from scalinglab.scaling.parametric import ChinchillaLaw
+    from scalinglab.laws.parametric import ChinchillaLaw
     law = ChinchillaLaw(*(a3[k] for k in ("E", "A", "B", "alpha", "beta")))
-    assert a3["n_coef"] * 1e22 ** a3["a"] == pytest.approx(law.optimal(1e22)[0])
+    assert a3["n_coef"] * 1e22 ** a3["a"] == pytest.approx(law.optimum(1e22)[0])
     assert "alpha_N" in fits["kaplan"]
 
 

@@ -13,8 +13,8 @@ import sys
 
 from scalinglab.errors import ScalinglabError
 
-STAGES = ["models", "train", "demo", "data", "tokenizer", "plan", "fit", "allocate", "eval",
-          "sweep", "report", "toxicity"]
+STAGES = ["models", "train", "demo", "data", "tokenizer", "plan", "fit", "allocate",
+          "predict", "backtest", "eval", "sweep", "report", "toxicity"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from scalinglab.cli.common import format_count, print_json, print_table
 from scalinglab.errors import ScalinglabError
+from scalinglab.laws.fitsfile import load_fits
 from scalinglab.scaling.allocate import allocate, size_table
-from scalinglab.scaling.fits_io import read_fits
 
 
 def _number_list(text: str) -> list[float]:
@@ -16,7 +16,7 @@ def _number_list(text: str) -> list[float]:
 
 
 def _load_fits(path: str | None) -> dict | None:
-    return None if path is None else read_fits(path)
+    return None if path is None else load_fits(path)
 
 
 def _ci(row: dict, key: str) -> str:
@@ -30,6 +30,18 @@ def _loss(value, ci=None) -> str:
     return f"{value:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci and ci[0] else "")
 
 
+def _print_extrapolation(fits, rows: list[dict]) -> None:
+    if fits is None:
+        return
+    factor = next((r["extrapolation"] for r in rows if r.get("extrapolation")), None)
+    if factor is not None:
+        sup = fits.supported_factor()
+        print(f"extrapolation: {factor:.3g}x the largest fitted run's compute (the study's "
+              "own backtest supports " + (f"{sup:.3g}x)" if sup else "no factor)"))
+    if fits.recommended:
+        print(f"recommended law: {fits.recommended} ({fits.recommendation.get('reason', '')})")
+
+
 def run(args) -> int:
     fits = _load_fits(args.fits)
     if (args.budget is None) == (args.sizes is None):
@@ -40,11 +52,15 @@ def run(args) -> int:
             print_json({"budget": args.budget, "rows": rows})
             return 0
         print(f"compute budget C = {args.budget:.3g} FLOPs")
+        _print_extrapolation(fits, rows)
         print_table([{"source": r["source"], "N_opt": format_count(r["n_opt"]) + _ci(r, "n_opt"),
                       "D_opt (tokens)": format_count(r["d_opt"]) + _ci(r, "d_opt"),
                       "tokens/param": f"{r['tokens_per_param']:.1f}",
                       "loss": _loss(r["loss"], r.get("loss_ci"))} for r in rows],
                     ["source", "N_opt", "D_opt (tokens)", "tokens/param", "loss"])
+        for r in rows:
+            for w in r.get("warnings", []):
+                print(f"warning: {r['source']}: {w}")
         return 0
     rows = size_table(_number_list(args.sizes), fits)
     if args.json:

@@ -21,13 +21,13 @@ import yaml
 
 from scalinglab.cli.common import format_count, print_json, print_table
 from scalinglab.errors import ScalinglabError
+from scalinglab.laws.fitsfile import LOSS_METHODS, load_fits
 from scalinglab.model.accounting import count_params
 from scalinglab.model.config import ModelConfig
 from scalinglab.model.presets import GPT_VOCAB, get_preset
 from scalinglab.plan import depth_width
 from scalinglab.plan.bigrun import plan_big_run
 from scalinglab.plan.hardware import GIB, get_gpu, load_catalogue
-from scalinglab.plan.laws import load_fits
 from scalinglab.plan.layout import Layout, check_layout
 from scalinglab.plan.memory import memory_per_gpu, training_state_bytes
 from scalinglab.plan.search import SearchSpace, search_layouts
@@ -247,7 +247,7 @@ def run_plan(args) -> int:
     if plan.loss is not None:
         ci = plan.loss_interval
         rows.append(("predicted loss", f"{plan.loss:.3f}" + (
-            f" (95% bootstrap {ci[0]:.3f} .. {ci[1]:.3f})" if ci else "")))
+            f" (95% predictive {ci[0]:.3f} .. {ci[1]:.3f})" if ci else "")))
     if plan.n_interval:
         rows.append(("N 95% interval", " .. ".join(format_count(x) for x in plan.n_interval)))
     rows += [("note", n) for n in plan.notes]
@@ -315,8 +315,9 @@ def register(subparsers) -> None:
     r = sub.add_parser("run", help="budget -> N, D, shape, layout, memory, days, loss")
     r.add_argument("--budget", type=float, required=True, help="training FLOPs")
     r.add_argument("--fits", help="fits.json of a scaling study (default: Chinchilla paper)")
-    r.add_argument("--law", choices=["approach1", "approach2", "approach3"],
-                   help="which compute-optimal law (default approach1 or the first present)")
+    r.add_argument("--law", choices=["approach1", "approach2", *LOSS_METHODS],
+                   help="which compute-optimal law (default: the one fits.json recommends, "
+                        "else approach1 or the first present)")
     r.add_argument("--gpus", type=int, required=True, help="total GPUs")
     r.add_argument("--batch", type=int, default=1536, help="global batch (sequences)")
     r.add_argument("--seq", type=int, default=2048, help="sequence length")

@@ -7,6 +7,8 @@ import dataclasses
 import math
 
 from scalinglab.config import ConfigError
+from scalinglab.laws.fitsfile import Fits, paper_fits
+from scalinglab.laws.forecast import forecast_warnings, predictive_interval
 from scalinglab.model.accounting import (
     FlopConvention,
     count_params,
@@ -16,7 +18,6 @@ from scalinglab.model.accounting import (
 from scalinglab.model.config import ModelConfig
 from scalinglab.plan.depth_width import hardware_friendly_shape
 from scalinglab.plan.hardware import GPUSpec
-from scalinglab.plan.laws import Fits, chinchilla_paper_fits
 from scalinglab.plan.search import Candidate, SearchSpace, search_layouts
 from scalinglab.plan.timing import SECONDS_PER_DAY, EfficiencyConfig
 
@@ -74,7 +75,8 @@ def plan_big_run(budget: float, gpus: int, gpu: GPUSpec, *, fits: Fits | None = 
 
     Args:
         fits: the laws to use; default the Chinchilla paper's.
-        law: approach1 / approach2 / approach3; default approach1 (or the first available).
+        law: approach1 / approach2 or a loss law (approach3, ...); default the recommended one
+            (or the first of approach1, approach2, approach3).
         base: the model family (norm, positions, vocabulary) the shape keeps.
         global_batch, seq_len: sequences per step and their length.
     """
@@ -82,12 +84,16 @@ def plan_big_run(budget: float, gpus: int, gpu: GPUSpec, *, fits: Fits | None = 
         raise ConfigError(f"budget must be a positive number of FLOPs, got {budget}")
     notes = []
     paper = fits is None
-    fits = fits or chinchilla_paper_fits()
+    fits = fits or paper_fits()
     if fits.flop_convention not in FlopConvention.__members__:
         raise ConfigError(f"{fits.source}: unknown flop_convention {fits.flop_convention!r}; "
                           f"known: {', '.join(FlopConvention.__members__)}")
-    name, power = fits.law(law)
-    n_opt, d_opt = power.n_opt(budget), power.d_opt(budget)
+    name, n_opt, d_opt = fits.optimum(law, budget)
+    if not (n_opt > 0 and math.isfinite(n_opt)):
+        raise ConfigError(f"{fits.source}: the {name} law has no compute-optimal size "
+                          "(an exponent <= 0); choose another with --law")
+    if not paper:
+        notes.extend(forecast_warnings(fits, budget, n_opt, d_opt))
     count = law_param_count(fits.flop_convention)
     cfg = hardware_friendly_shape(n_opt, base.merge({"max_seq_len": seq_len}), count=count)
     params = count_params(cfg)
@@ -118,18 +124,21 @@ def plan_big_run(budget: float, gpus: int, gpu: GPUSpec, *, fits: Fits | None = 
 
 def _loss_prediction(fits: Fits, law: str, budget: float, cfg: ModelConfig, tokens: float,
                      count: str, notes: list[str], paper: bool):
-    """Loss at the planned (N, D) by the Approach-3 law, with 95% bootstrap intervals."""
-    if fits.loss is None:
-        notes.append("no approach3 fit: no loss prediction")
+    """Loss at the planned (N, D) with its 95% predictive interval (``laws.forecast``)."""
+    loss_fit = fits.loss_fit_for(law)
+    if loss_fit is None:
+        notes.append("no loss law fitted: no loss prediction")
         return None, None, None
     n = getattr(count_params(cfg), count)
-    loss = fits.loss.loss(n, tokens)
-    samples = fits.loss.samples()
+    factor = budget / fits.range.max_flops if fits.range else None
+    loss, lo, hi = (float(v) for v in predictive_interval(loss_fit, n, tokens, factor=factor))
     if paper:
         notes.append("loss from the Chinchilla paper's Approach 3 (its data and tokenizer)")
-    if len(samples) < 2:
         return loss, None, None
-    loss_ci = _quantiles([s.loss(n, tokens) for s in samples])
-    n_ci = _quantiles([s.frontier().n_opt(budget) for s in samples]) if law == "approach3" \
-        else None
-    return loss, loss_ci, n_ci
+    if factor is not None:
+        notes.append(f"extrapolates {factor:.3g}x beyond the largest fitted run; loss by "
+                     f"{loss_fit.method}")
+    frontier = fits.methods[law]
+    n_ci = _quantiles([b.optimum(budget, fits.k)[0] for b in frontier.bootstrap]) \
+        if len(frontier.bootstrap) >= 2 else None
+    return loss, (lo, hi), n_ci

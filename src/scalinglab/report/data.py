@@ -7,20 +7,17 @@ without metrics or evaluation results all degrade to a note in the page, never a
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from scalinglab.errors import ScalinglabError
+from scalinglab.laws.fitsfile import Fits, MethodFit, parse_fits
+from scalinglab.laws.paper import paper_laws
 from scalinglab.model.accounting import law_param_count
 from scalinglab.scaling.study import read_json, read_study_csv, write_study_csv
 from scalinglab.train.metrics import read_metrics
-
-# Reference laws (Hoffmann et al. 2022; Kaplan et al. 2020), in the papers' units: C = 6 N D.
-CHINCHILLA_A3 = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
-PF_DAY = 8.64e19
 
 
 @dataclasses.dataclass
@@ -100,67 +97,42 @@ def get(d: Any, *keys: str, default: Any = None) -> Any:
 def power_law(fit: dict[str, Any], which: str) -> tuple[float, float] | None:
     """(coefficient, exponent) of N_opt (which='n') or D_opt (which='d') from one approach."""
     coef, exp = fit.get(f"{which}_coef"), fit.get("a" if which == "n" else "b")
-    if coef is None or exp is None:
+    if not isinstance(coef, (int, float)) or not isinstance(exp, (int, float)):
         return None
     return float(coef), float(exp)
 
 
-def approach3_optimum(p: dict[str, float], c: np.ndarray,
-                      k: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
-    """N_opt, D_opt of L = E + A/N^alpha + B/D^beta under C = k N D (Hoffmann et al. eq. 4)."""
-    alpha, beta = p["alpha"], p["beta"]
-    g = (alpha * p["A"] / (beta * p["B"])) ** (1.0 / (alpha + beta))
-    n = g * (c / k) ** (beta / (alpha + beta))
-    return n, c / (k * n)
+def study_laws(s: StudyData) -> Fits:
+    """The study's fits.json through the one reader (an empty ``Fits`` when it is unusable)."""
+    try:
+        return parse_fits(s.fits, str(s.root / "fits.json"))
+    except ScalinglabError:
+        return Fits(source=str(s.root / "fits.json"))
 
 
-def flops_per_param_token(fits: dict[str, Any]) -> float:
-    """k in C = k N D that the fit stage used for this study (6 unless it says otherwise)."""
-    k = fits.get("flops_per_param_token")
-    return float(k) if isinstance(k, (int, float)) and k > 0 else 6.0
+def approach3_fit(s: StudyData) -> MethodFit | None:
+    return study_laws(s).methods.get("approach3")
 
 
-def approach3_loss(p: dict[str, float], n: np.ndarray, d: np.ndarray) -> np.ndarray:
-    return p["E"] + p["A"] / n ** p["alpha"] + p["B"] / d ** p["beta"]
-
-
-def approach3_params(fits: dict[str, Any]) -> dict[str, float] | None:
-    a3 = fits.get("approach3") or {}
-    if all(isinstance(a3.get(k), (int, float)) for k in CHINCHILLA_A3):
-        return {k: float(a3[k]) for k in CHINCHILLA_A3}
-    return None
-
-
-def approach3_band(fits: dict[str, Any], c: np.ndarray,
+def approach3_band(s: StudyData, c: np.ndarray,
                    q: tuple[float, float] = (5, 95)) -> tuple[np.ndarray, ...] | None:
     """Percentile band of N_opt(C) and D_opt(C) over Approach 3's bootstrap refits.
 
     Returns (n_lo, n_hi, d_lo, d_hi) or None without bootstrap samples.
     """
-    samples = get(fits, "approach3", "bootstrap") or []
-    k = flops_per_param_token(fits)
-    ns, ds = [], []
-    for s in samples:
-        if len(s) < 5 or not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0
-                                 for v in s[1:5]):
-            continue
-        n, d = approach3_optimum(dict(zip(("E", "A", "B", "alpha", "beta"), s, strict=False)),
-                                 c, k)
-        ns.append(n)
-        ds.append(d)
-    if len(ns) < 10:
+    laws = study_laws(s)
+    fit = laws.methods.get("approach3")
+    boot = [b for b in (fit.bootstrap if fit else ()) if b.has_optimum]
+    if len(boot) < 10:
         return None
-    ns_arr, ds_arr = np.array(ns), np.array(ds)
-    return (*np.percentile(ns_arr, q, axis=0), *np.percentile(ds_arr, q, axis=0))
+    ns, ds = zip(*(b.optimum(c, laws.k) for b in boot), strict=True)
+    return (*np.percentile(np.array(ns), q, axis=0), *np.percentile(np.array(ds), q, axis=0))
 
 
 def reference_laws(c: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """N_opt(C), D_opt(C) of the published laws, for reference lines."""
-    chin_n = np.sqrt(c / 120.0)  # a = 0.50 with about 20 tokens per parameter (Approach 1/2)
-    a3_n, a3_d = approach3_optimum(CHINCHILLA_A3, c)
-    kap_n = 1.3e9 * (c / PF_DAY) ** 0.73  # Kaplan et al. eq. 6.1 (C in PF-days)
-    return {
-        "Chinchilla Approach 1/2 (a=0.50)": (chin_n, c / (6 * chin_n)),
-        "Chinchilla Approach 3 (a=0.46)": (a3_n, a3_d),
-        "Kaplan et al. (a=0.73)": (kap_n, c / (6 * kap_n)),
-    }
+    """N_opt(C), D_opt(C) of the published laws (``laws.paper``), for reference lines."""
+    labels = {"Chinchilla approach 1 (Table 3)": "Chinchilla Approach 1 (a=0.50)",
+              "Chinchilla approach 3": "Chinchilla Approach 3 (a=0.46)",
+              "Kaplan et al. 2020": "Kaplan et al. (a=0.73)"}
+    return {labels[name]: law.optimum(c, 6.0) for name, (law, _) in paper_laws().items()
+            if name in labels}

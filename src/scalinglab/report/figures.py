@@ -19,13 +19,11 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 from scalinglab.report.data import (  # noqa: E402
     StudyData,
     approach3_band,
-    approach3_loss,
-    approach3_optimum,
-    approach3_params,
-    flops_per_param_token,
+    approach3_fit,
     get,
     power_law,
     reference_laws,
+    study_laws,
 )
 
 APPROACH_STYLE = {"approach1": ("Approach 1", "C0"), "approach2": ("Approach 2", "C1"),
@@ -155,7 +153,7 @@ def optimal_allocation(s: StudyData) -> Figure | None:
             if law:
                 ax.plot(c, law[0] * c ** law[1], color=color, lw=2,
                         label=f"{label}: {which.upper()} ~ C^{law[1]:.2f}")
-        band = approach3_band(s.fits, c)
+        band = approach3_band(s, c)
         if band is not None:
             lo, hi = (band[0], band[1]) if which == "n" else (band[2], band[3])
             ax.fill_between(c, lo, hi, color="C2", alpha=0.2, label="Approach 3, 90% bootstrap")
@@ -192,20 +190,20 @@ def _plot_minima(ax, minima: list[dict[str, Any]], which: str) -> None:
 
 def loss_contours(s: StudyData) -> Figure | None:
     """Approach 3's L(N, D) as contours, the runs, IsoFLOP lines and the efficient frontier."""
-    p = approach3_params(s.fits)
+    fit = approach3_fit(s)
     runs = s.complete()
-    if p is None or not runs:
+    if fit is None or not fit.law.has_optimum or not runs:
         return None
     n_runs = np.array([float(r[s.count]) for r in runs])
     d_runs = np.array([float(r["tokens"]) for r in runs])
     c = _budget_range(s)
-    k = flops_per_param_token(s.fits)
-    n_front, d_front = approach3_optimum(p, c, k)
+    k = study_laws(s).k
+    n_front, d_front = fit.law.optimum(c, k)
     n_lo, n_hi = min(n_runs.min(), n_front.min()) / 2, max(n_runs.max(), n_front.max()) * 2
     d_lo, d_hi = min(d_runs.min(), d_front.min()) / 2, max(d_runs.max(), d_front.max()) * 2
     nn, dd = np.meshgrid(np.logspace(np.log10(n_lo), np.log10(n_hi), 200),
                          np.logspace(np.log10(d_lo), np.log10(d_hi), 200))
-    loss = approach3_loss(p, nn, dd)
+    loss = fit.law.loss(nn, dd)
     fig, ax = plt.subplots(figsize=(8, 5.5))
     levels = np.quantile(loss, np.linspace(0.02, 0.9, 14))
     cs = ax.contour(nn, dd, loss, levels=np.unique(np.round(levels, 3)), cmap="viridis_r",
@@ -324,3 +322,35 @@ def flat_metrics(result: dict[str, Any]) -> dict[str, float]:
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
                     out[f"{task} {k}-shot {metric}"] = float(v)
     return out
+
+
+def save(fig: Figure, path) -> None:
+    """Write a figure as PNG (the directory must exist) and release it."""
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def backtest_figure(rows: list[dict[str, Any]]) -> Figure | None:
+    """Backtest summaries: median |error| (solid) and max |error| (dotted) against the
+    extrapolation factor, one colour per method; 95% coverage on the right panel."""
+    rows = [r for r in rows if "median_abs_err_pct" in r]
+    if not rows:
+        return None
+    fig, (ax, ax_cov) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for i, m in enumerate(dict.fromkeys(r["method"] for r in rows)):
+        pts = sorted((r["factor"], r["median_abs_err_pct"], r["max_abs_err_pct"],
+                      r["coverage"]) for r in rows if r["method"] == m)
+        f, med, mx, cov = (np.array(v) for v in zip(*pts, strict=True))
+        ax.plot(f, med, "o-", color=f"C{i}", label=m)
+        ax.plot(f, mx, ":", color=f"C{i}")
+        ax_cov.plot(f, cov * 100, "o-", color=f"C{i}", label=m)
+    ax.set(xscale="log", yscale="log", xlabel="extrapolation factor k (fit on C <= C_max / k)",
+           ylabel="|relative error| of held-out losses (%)",
+           title="Backtest error (solid: median, dotted: max)")
+    ax_cov.axhline(95, color="grey", ls="--", lw=1)
+    ax_cov.set(xscale="log", ylim=(0, 105), xlabel="extrapolation factor k",
+               ylabel="held-out runs inside the 95% interval (%)", title="Coverage")
+    for a in (ax, ax_cov):
+        a.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return fig

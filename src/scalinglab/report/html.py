@@ -13,7 +13,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from scalinglab.report import figures
-from scalinglab.report.data import StudyData, approach3_params, get
+from scalinglab.report.data import StudyData, approach3_fit, get, study_laws
 
 CSS = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; color: #222;
@@ -117,7 +117,8 @@ def fit_table(s: StudyData) -> str:
     rows.append(["Chinchilla paper", "0.50 / 0.49 / 0.46", "0.50 / 0.51 / 0.54", "", ""])
     out = table(["approach", "a (N_opt ~ C^a)", "b (D_opt ~ C^b)", "N coefficient",
                  "D coefficient"], rows)
-    p = approach3_params(s.fits)
+    a3 = approach3_fit(s)
+    p = a3.law.to_dict() if a3 else None
     if p:
         cis = get(s.fits, "approach3", "ci", default={}) or {}
         out += "<p>Approach 3, L(N, D) = E + A / N<sup>alpha</sup> + B / D<sup>beta</sup>:</p>"
@@ -147,10 +148,13 @@ def allocation_rows(s: StudyData, multiples: tuple[int, ...] = (10, 100, 1000)) 
     rows = []
     for mult in multiples:
         c = top * mult
-        for r in allocate(c, s.fits):
+        for r in allocate(c, study_laws(s)):
             if not r["source"].startswith("fit:") and r["source"] != "Chinchilla approach 3":
                 continue
-            rows.append([f"{c:.3g} ({mult}x)", esc(r["source"]),
+            ext = r.get("extrapolation")
+            rows.append([f"{c:.3g} ({mult}x)" + (f", {ext:.3g}x fitted" if ext else ""),
+                         esc(r["source"]) + "".join(f'<br><span class="bad">{esc(w)}</span>'
+                                                     for w in r.get("warnings", [])),
                          num(r["n_opt"]) + ci(r.get("n_opt_ci")),
                          num(r["d_opt"]) + ci(r.get("d_opt_ci")), num(r["tokens_per_param"]),
                          num(r.get("loss"), 4) + ci(r.get("loss_ci"))])

@@ -1,11 +1,12 @@
 """Every fit of a study with bootstrap intervals, assembled as the ``fits.json`` dictionary.
 
-The bootstrap resamples runs (with replacement, same draws for every approach). Approach 3
-and Kaplan refits run as one batched problem weighted by each draw's multiplicities, started
-from the distinct minima the full fit found (the full 4500-point grid per replicate would
-cost 1000x more and, starting from the full-data minima, lands in the same basins). Draws where
-an approach cannot be fitted (e.g. an IsoFLOP budget lost its minimum) are skipped and counted.
-Intervals are percentile intervals at ``CI_LEVEL``.
+The bootstrap resamples runs (with replacement, same draws for every method). The refits of
+the parametric laws (``laws.parametric.FORMS``) run as one batched problem weighted by each
+draw's multiplicities, started from the distinct minima the full fit found (the full grid per
+replicate would cost 1000x more and, starting from the full-data minima, lands in the same
+basins). Draws where a method cannot be fitted (e.g. an IsoFLOP budget lost its minimum) are
+skipped and counted. Intervals of the laws' fields are percentile intervals at ``CI_LEVEL``;
+the predictive interval of a new run's loss (``laws.forecast``) adds the residual scatter.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ import numpy as np
 from tqdm import tqdm
 
 from scalinglab.errors import ScalinglabError
-from scalinglab.scaling import parametric
-from scalinglab.scaling.fit import Allocation, fit_approach1, fit_approach2
+from scalinglab.laws import parametric
+from scalinglab.laws.base import LawError
+from scalinglab.laws.fitsfile import LOSS_METHODS, MethodFit, law_entry
+from scalinglab.laws.frontier import IsoflopLaw, fit_saturating
+from scalinglab.laws.multistart import HUBER_DELTA
+from scalinglab.scaling.fit import Allocation, fit_approach1, fit_approach2, isoflop_minima
 from scalinglab.scaling.fitdata import FitData
 
 CI_LEVEL = 0.95
@@ -95,58 +100,98 @@ def _weights(idx: np.ndarray, n: int) -> np.ndarray:
     return np.stack([np.bincount(rows, minlength=n) for rows in idx]).astype(np.float64)
 
 
-def approach3(data: FitData, idx: np.ndarray, exhaustive: bool = False) -> dict:
-    """Approach 3 (Chinchilla's Huber fit from 4500 starts) with bootstrap refits."""
+def residual_sd(law, data: FitData) -> float:
+    """Robust scatter of log L around the law: 1.4826 x the median absolute residual (the
+    Huber fit shrugs off outliers, so their residuals must not set the run-to-run noise)."""
+    r = np.log(data.loss) - np.log(law.loss(data.params, data.tokens, data.unique_tokens))
+    r = r[np.isfinite(r)]
+    return float(1.4826 * np.median(np.abs(r - np.median(r)))) if r.size else 0.0
+
+
+def parametric_fit(method: str, data: FitData, idx: np.ndarray) -> MethodFit:
+    """One parametric law (``laws.parametric.FORMS``) with bootstrap refits from its minima."""
     if len(data) < MIN_RUNS_PARAMETRIC:
-        raise ScalinglabError(f"approach 3 needs >= {MIN_RUNS_PARAMETRIC} runs, got {len(data)}")
-    law, minima = parametric.fit_approach3(data.params, data.tokens, data.loss,
-                                           exhaustive=exhaustive)
-    k = data.flops_per_param_token
-    out = law.as_dict() | _law_allocation(law, k)
-    if len(idx):
-        thetas = parametric.refit(parametric.chinchilla_objective, minima[:3], data.params,
-                                  data.tokens, data.loss, _weights(idx, len(data)))
-        laws = [parametric.ChinchillaLaw.from_theta(t) for t in thetas]
-        table = {key: [getattr(x, key) for x in laws] for key in
-                 ("E", "A", "B", "alpha", "beta", "a", "b")}
-        out["ci"] = {key: percentile_ci(v) for key, v in table.items()}
-        out["bootstrap"] = [[x.E, x.A, x.B, x.alpha, x.beta] for x in laws]
-    out["huber_delta"] = parametric.HUBER_DELTA
+        raise LawError(f"{method} needs >= {MIN_RUNS_PARAMETRIC} runs, got {len(data)}")
+    if np.unique(data.params).size < 2 or np.unique(data.tokens).size < 2:
+        raise LawError(f"{method} needs runs at >= 2 model sizes and >= 2 token counts")
+    if method == "data_constrained" and not data.repeats_data:
+        raise LawError("data_constrained: no run repeats its data (no unique_tokens < tokens)")
+    form = parametric.FORMS[method]
+    args = (data.params, data.tokens, data.loss)
+    law, minima = form.fit(*args, unique=data.unique_tokens)
+    boot = form.refit(minima[:3], *args, _weights(idx, len(data)),
+                      unique=data.unique_tokens) if len(idx) else []
+    return MethodFit(method, law, tuple(boot), residual_sd(law, data), len(data))
+
+
+def isoflop_fit(data: FitData, idx: np.ndarray) -> MethodFit:
+    """The IsoFLOP-minima route: Approach 2's N_opt(C) and L*(C) = E + A C^-gamma through the
+    parabolas' minima, refitted on every draw that keeps >= 3 budgets with a minimum."""
+    def fit(rows):
+        alloc, minima = fit_approach2(data.budget[rows], data.params[rows], data.tokens[rows],
+                                      data.loss[rows])
+        e, a, gamma, c_ref = fit_saturating([m.budget for m in minima],
+                                            [m.loss_min for m in minima])
+        return IsoflopLaw(E=e, A=a, gamma=gamma, n_coef=alloc.n_law.coef,
+                          a=alloc.n_law.exponent, k=data.flops_per_param_token, c_ref=c_ref)
+
+    try:
+        law = fit(np.arange(len(data)))
+    except ScalinglabError as e:
+        raise LawError(f"isoflop: {str(e).removeprefix('isoflop: ')}") from None
+    boot = []
+    for rows in tqdm(idx, desc="isoflop", leave=False, disable=None):
+        try:
+            boot.append(fit(rows))
+        except ScalinglabError:
+            continue
+    on_frontier = np.isfinite(data.budget)
+    minima = isoflop_minima(data.budget, data.params, data.tokens, data.loss)
+    r = [np.log(m.loss_min / law.optimal_loss(m.budget)) for m in minima if m is not None]
+    sd = float(1.4826 * np.median(np.abs(r))) if r else 0.0
+    return MethodFit("isoflop", law, tuple(boot), sd, int(on_frontier.sum()))
+
+
+def _method_entry(fit: MethodFit, k: float) -> dict:
+    out = law_entry(fit, k)
+    if fit.bootstrap:
+        keys = [*fit.law.params(), *(("a", "b") if hasattr(fit.law, "b") else ())]
+        out["ci"] = {key: percentile_ci([getattr(b, key) for b in fit.bootstrap])
+                     for key in keys}
     return out
 
 
-def _law_allocation(law, k: float) -> dict:
-    """a, b, n_coef, d_coef of a parametric law's compute-optimal frontier (C = k N D)."""
-    n1, d1 = law.optimal(1.0, k)  # N_opt, D_opt at C = 1 are the coefficients
-    return {"a": law.a, "b": law.b, "n_coef": float(n1), "d_coef": float(d1)}
+def fitted_range(data: FitData) -> dict:
+    return {"max_flops": float(data.flops.max()), "min_flops": float(data.flops.min()),
+            "min_params": float(data.params.min()), "max_params": float(data.params.max()),
+            "min_tokens": float(data.tokens.min()), "max_tokens": float(data.tokens.max())}
 
 
-def kaplan(data: FitData, idx: np.ndarray) -> dict:
-    """Kaplan et al.'s L(N, D) form with bootstrap refits."""
-    if len(data) < MIN_RUNS_PARAMETRIC:
-        raise ScalinglabError(f"the Kaplan form needs >= {MIN_RUNS_PARAMETRIC} runs, "
-                              f"got {len(data)}")
-    law, minima = parametric.fit_kaplan(data.params, data.tokens, data.loss)
-    out = law.as_dict() | _law_allocation(law, data.flops_per_param_token)
-    if len(idx):
-        thetas = parametric.refit(parametric.kaplan_objective, minima[:2], data.params,
-                                  data.tokens, data.loss, _weights(idx, len(data)))
-        laws = [parametric.KaplanLaw.from_theta(t) for t in thetas]
-        out["ci"] = {key: percentile_ci([getattr(x, key) for x in laws])
-                     for key in ("N_c", "D_c", "alpha_N", "alpha_D", "a", "b")}
+def fit_methods(data: FitData, idx: np.ndarray, methods=LOSS_METHODS) -> dict:
+    """Every loss law in ``methods``: name -> MethodFit, or the LawError that stopped it."""
+    out: dict = {}
+    for name in methods:
+        try:
+            out[name] = isoflop_fit(data, idx) if name == "isoflop" else parametric_fit(
+                name, data, idx)
+        except LawError as e:
+            out[name] = e
     return out
 
 
 def fit_all(data: FitData, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Every approach that the data allow; one that cannot be fitted records its error."""
+    """Every method that the data allow; one that cannot be fitted records its error."""
     idx = draws(len(data), n_boot, seed)
+    k = data.flops_per_param_token
     out: dict = {"flop_convention": data.flop_convention, "n_runs": len(data),
-                 "flops_per_param_token": data.flops_per_param_token, "skipped": data.skipped,
-                 "n_bootstrap": n_boot, "ci_level": CI_LEVEL, "seed": seed}
-    for name, fn in (("approach1", approach1), ("approach2", approach2),
-                     ("approach3", approach3), ("kaplan", kaplan)):
+                 "flops_per_param_token": k, "skipped": data.skipped,
+                 "n_bootstrap": n_boot, "ci_level": CI_LEVEL, "seed": seed,
+                 "range": fitted_range(data), "huber_delta": HUBER_DELTA}
+    for name, fn in (("approach1", approach1), ("approach2", approach2)):
         try:
             out[name] = fn(data, idx)
         except ScalinglabError as e:
             out[name] = {"error": str(e)}
+    for name, fit in fit_methods(data, idx).items():
+        out[name] = {"error": str(fit)} if isinstance(fit, Exception) else _method_entry(fit, k)
     return out

@@ -330,12 +330,14 @@ def fit_stage(cfg: DemoConfig, study: Path) -> dict[str, Any]:
 
 
 def allocation_stage(cfg: DemoConfig, study: Path, fits: dict[str, Any]) -> list[dict]:
+    from scalinglab.laws.fitsfile import parse_fits
     from scalinglab.scaling.allocate import allocate
 
     rows = []
+    laws = parse_fits(fits, str(study / "fits.json"))
     for mult in (10, 100):
         c = mult * max(cfg.budgets)
-        for r in allocate(c, fits):
+        for r in allocate(c, laws):
             rows.append({"budget": c, "multiple": mult, **r})
     atomic_write_json(study / "allocation.json", rows)
     return rows

@@ -1,7 +1,8 @@
 """Scaling-law fits as pure functions: power laws, Approach 1 (envelope), Approach 2 (IsoFLOP).
 
-Approach 3 and Kaplan's L(N, D) live in ``parametric.py``; uncertainty in ``bootstrap.py``;
-``fit_all`` in ``bootstrap.py`` assembles everything into the ``fits.json`` dictionary.
+The laws themselves (and Approach 3, Kaplan's L(N, D) and the other parametric forms) live in
+``scalinglab.laws``; ``fit_all`` in ``bootstrap.py`` fits every method with uncertainty into the
+``fits.json`` dictionary.
 
 Conventions: C is training compute in the study's FLOP convention, N the parameters that
 convention counts, D tokens. Parabolas are in x = log10(N) (what the report plots).
@@ -14,27 +15,7 @@ import dataclasses
 import numpy as np
 
 from scalinglab.errors import ScalinglabError
-
-
-@dataclasses.dataclass(frozen=True)
-class PowerLaw:
-    """y = coef * x**exponent, fitted by least squares in log-log space."""
-
-    coef: float
-    exponent: float
-
-    def __call__(self, x):
-        return self.coef * np.power(np.asarray(x, dtype=np.float64), self.exponent)
-
-
-def fit_power_law(x, y) -> PowerLaw:
-    """Least-squares line through (log x, log y). Needs two distinct x."""
-    lx, ly = np.log(np.asarray(x, dtype=np.float64)), np.log(np.asarray(y, dtype=np.float64))
-    if lx.size < 2 or np.ptp(lx) == 0:
-        raise ScalinglabError(f"a power law needs at least 2 distinct x values, got {lx.size}")
-    slope, intercept = np.polyfit(lx, ly, 1)
-    with np.errstate(over="ignore"):  # a wild bootstrap draw may give an absurd intercept
-        return PowerLaw(coef=float(np.exp(intercept)), exponent=float(slope))
+from scalinglab.laws.frontier import PowerLaw, fit_power_law
 
 
 @dataclasses.dataclass(frozen=True)

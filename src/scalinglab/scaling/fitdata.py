@@ -7,7 +7,9 @@ final_train_loss, status. N is the parameter count the study's FLOP convention u
 
 A plain CSV needs columns ``params``, ``loss`` and ``tokens`` or ``flops`` (the other is derived
 with C = 6 N D); an optional ``budget`` column labels IsoFLOP groups, otherwise runs are grouped
-by compute. Epoch AI's Chinchilla file (``Model Size``, ``Training FLOP``, ``loss``) reads as is.
+by compute; an optional ``unique_tokens`` column (distinct tokens among D) lets the
+data-constrained law see repetition. Epoch AI's Chinchilla file (``Model Size``,
+``Training FLOP``, ``loss``) reads as is.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class FitData:
     curves: list[Curve]
     flop_convention: str
     skipped: dict[str, int] = dataclasses.field(default_factory=dict)
+    unique_tokens: np.ndarray | None = None
+    """(n,) distinct tokens among each run's D (NaN where unknown); None when no run says."""
 
     def __len__(self) -> int:
         return len(self.run_id)
@@ -57,7 +61,15 @@ class FitData:
             run_id=[self.run_id[i] for i in idx], params=self.params[idx],
             tokens=self.tokens[idx], flops=self.flops[idx], loss=self.loss[idx],
             budget=self.budget[idx], curves=[self.curves[i] for i in idx],
-            flop_convention=self.flop_convention, skipped=dict(self.skipped))
+            flop_convention=self.flop_convention, skipped=dict(self.skipped),
+            unique_tokens=None if self.unique_tokens is None else self.unique_tokens[idx])
+
+    @property
+    def repeats_data(self) -> bool:
+        """Whether any run saw its unique tokens more than once (the data-constrained law's
+        case)."""
+        u = self.unique_tokens
+        return u is not None and bool(np.any(np.isfinite(u) & (u < self.tokens * 0.999)))
 
 
 def _number(value: str, where: str, field: str, allow_empty: bool = False) -> float:
@@ -87,45 +99,81 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         return list(reader.fieldnames or []), rows
 
 
-def load_csv(path: str | Path) -> FitData:
-    """A plain CSV of runs: params, loss and tokens or flops (C = 6 N D fills the other)."""
+def _csv_names(path: Path, header: list[str], loss_column: str | None,
+               require_loss: bool = True) -> dict[str, str]:
+    """Header -> canonical column name; ``loss_column`` (exact header) becomes ``loss``."""
+    names = {h: CSV_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header}
+    if loss_column is not None:
+        if loss_column not in header:
+            raise ScalinglabError(f"{path}: no column {loss_column!r} (--loss-column); has "
+                                  f"{', '.join(header)}")
+        names = {h: ("loss" if h == loss_column else (v if v != "loss" else "loss (unused)"))
+                 for h, v in names.items()}
+    cols = set(names.values())
+    need = {"params", "loss"} if require_loss else {"params"}
+    if not need <= cols or not ({"tokens", "flops"} & cols):
+        raise ScalinglabError(f"{path}: needs columns {', '.join(sorted(need))} and tokens or "
+                              f"flops; has {', '.join(header)}")
+    return names
+
+
+def _matches(raw: dict[str, str], where: dict[str, str] | None) -> bool:
+    return not where or all(raw.get(k) == v for k, v in where.items())
+
+
+def load_csv(path: str | Path, loss_column: str | None = None,
+             where: dict[str, str] | None = None, require_loss: bool = True) -> FitData:
+    """A plain CSV of runs: params, loss and tokens or flops (C = 6 N D fills the other).
+
+    ``loss_column`` picks another column as the loss; ``where`` keeps only the rows whose
+    columns equal the given values (e.g. one corpus of a multi-corpus table). Rows with a
+    missing or non-finite loss are skipped and counted; a zero or negative loss, parameter
+    or token count is an error naming file, line and field. Run ids come from a ``name`` or
+    ``run_id`` column when there is one. ``require_loss=False`` reads runs to predict: the
+    loss column may be absent (NaN).
+    """
     path = Path(path)
     header, rows = _read_csv(path)
-    names = {h: CSV_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header}
+    names = _csv_names(path, header, loss_column, require_loss)
     cols = set(names.values())
-    missing = [c for c in ("params", "loss") if c not in cols]
-    if missing or not ({"tokens", "flops"} & cols):
-        raise ScalinglabError(
-            f"{path}: needs columns params, loss and tokens or flops; has {', '.join(header)}")
-    n, d, c, loss, budget = [], [], [], [], []
+    if where and (unknown := [k for k in where if k not in header]):
+        raise ScalinglabError(f"{path}: no column(s) {', '.join(unknown)} to filter on")
+    ids, n, d, c, loss, budget, unique = [], [], [], [], [], [], []
     skipped: dict[str, int] = {}
     for line, raw in enumerate(rows, start=2):
+        if not _matches(raw, where):
+            continue
         row = {names[k]: v for k, v in raw.items() if k in names}
-        where = f"{path}:{line}"
-        value = _number(row["loss"], where, "loss")
-        if not math.isfinite(value):
+        at = f"{path}:{line}"
+        value = _number(row.get("loss"), at, "loss", allow_empty=True)
+        if require_loss and not math.isfinite(value):
             skipped["non-finite loss"] = skipped.get("non-finite loss", 0) + 1
             continue
-        loss.append(value)
-        n.append(_positive(_number(row["params"], where, "params"), where, "params"))
-        d.append(_positive(_number(row.get("tokens"), where, "tokens"), where, "tokens")
+        loss.append(_positive(value, at, "loss") if require_loss else value)
+        n.append(_positive(_number(row["params"], at, "params"), at, "params"))
+        d.append(_positive(_number(row.get("tokens"), at, "tokens"), at, "tokens")
                  if "tokens" in cols else math.nan)
-        c.append(_positive(_number(row.get("flops"), where, "flops"), where, "flops")
+        c.append(_positive(_number(row.get("flops"), at, "flops"), at, "flops")
                  if "flops" in cols else math.nan)
-        budget.append(_number(row.get("budget"), where, "budget", allow_empty=True)
+        budget.append(_number(row.get("budget"), at, "budget", allow_empty=True)
                       if "budget" in cols else math.nan)
-    n, d, c, loss, budget = (np.array(v, dtype=np.float64) for v in (n, d, c, loss, budget))
+        unique.append(_number(row.get("unique_tokens"), at, "unique_tokens", allow_empty=True)
+                      if "unique_tokens" in cols else math.nan)
+        ids.append(row.get("name") or row.get("run_id") or f"row{line}")
+    if not loss:
+        raise ScalinglabError(f"{path}: no runs with a finite loss"
+                              + (f" matching {where}" if where else ""))
+    n, d, c, loss, budget, unique = (np.array(v, dtype=np.float64)
+                                     for v in (n, d, c, loss, budget, unique))
     d = np.where(np.isnan(d), c / (6 * n), d)
     c = np.where(np.isnan(c), 6 * n * d, c)
     if "budget" not in cols:
         budget = group_budgets(c)
-    ids = [f"row{i + 2}" for i in range(n.size)]
     curves = [Curve(params=n[i], flops=c[i:i + 1], tokens=d[i:i + 1], loss=loss[i:i + 1])
               for i in range(n.size)]
-    if n.size == 0:
-        raise ScalinglabError(f"{path}: no runs with a finite loss")
     return FitData(ids, n, d, c, loss, budget, curves, flop_convention="6ND (csv)",
-                   skipped=skipped)
+                   skipped=skipped,
+                   unique_tokens=unique if "unique_tokens" in cols else None)
 
 
 def _read_curve(path: Path, params: float, flops_scale: float) -> Curve | None:

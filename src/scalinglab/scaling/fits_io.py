@@ -9,10 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from scalinglab.errors import ScalinglabError
+from scalinglab.scaling.backtest import backtest, recommend
 from scalinglab.scaling.bootstrap import fit_all
 from scalinglab.scaling.fitdata import FitData, load_study
 from scalinglab.scaling.holdout import holdout_largest
+
+SELF_BACKTEST_FACTORS = (2, 4, 8, 16, 32, 100)
+SELF_BACKTEST_BOOT = 100
 
 
 def clean_json(value):
@@ -37,21 +40,28 @@ def write_fits(path: str | Path, fits: dict) -> Path:
     return path
 
 
-def read_fits(path: str | Path) -> dict:
-    """A fits.json, with a one-line error when it is missing or not JSON."""
-    path = Path(path)
-    if not path.is_file():
-        raise ScalinglabError(f"{path}: no such file")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ScalinglabError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+def self_backtest(data: FitData, seed: int = 0, n_boot: int = SELF_BACKTEST_BOOT) -> dict:
+    """The backtest inside the study's own runs and the method it recommends (``recommended``
+    in fits.json; Approach 3 with the reason when no factor leaves enough runs to fit)."""
+    scores = backtest(data, factors=SELF_BACKTEST_FACTORS, n_boot=n_boot, seed=seed)
+    rec = recommend(scores)
+    if rec is None:
+        return {"method": "approach3", "supported_factor": None,
+                "reason": "no backtest possible (too few runs below the largest budgets); "
+                          "Approach 3 by default"}
+    return rec
 
 
 def fit_data(data: FitData, n_boot: int = 1000, seed: int = 0,
              holdout: bool = False) -> dict:
-    """Every fit of ``data`` (and the hold-out check when asked) as the fits.json dict."""
+    """Every fit of ``data``, the method its own backtest recommends (and the hold-out check
+    when asked) as the fits.json dict."""
     fits = fit_all(data, n_boot=n_boot, seed=seed)
+    rec = self_backtest(data, seed, min(n_boot, SELF_BACKTEST_BOOT))
+    if "error" in fits.get(rec["method"], {}):
+        rec = {"method": "approach3", "supported_factor": None,
+               "reason": f"{rec['method']} won the backtest but cannot be fitted on all runs"}
+    fits["recommended"] = rec
     if holdout:
         fits["holdout"] = holdout_largest(data, n_boot=n_boot, seed=seed)
     return clean_json(fits)

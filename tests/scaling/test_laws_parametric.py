@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scalinglab.scaling import parametric as P
+from scalinglab.laws import parametric as P
+from scalinglab.laws.multistart import multistart
+from scalinglab.laws.optim import batched_lbfgs
 from scalinglab.scaling.bootstrap import _weights, draws
 from scalinglab.scaling.fitdata import load_csv
-from scalinglab.scaling.optim import batched_lbfgs
 from scalinglab.scaling.reference import chinchilla_csv
 from tests.scaling.conftest import TRUE_LAW
 
@@ -33,7 +34,7 @@ def grid_data(law, noise=0.005, outliers=0, seed=0):
 ])
 def test_gradient_matches_finite_differences(objective, theta):
     n, d, loss = grid_data(TRUE_LAW)
-    data = P._log_data(n, d, loss)
+    data = P.FORMS["approach3"].log_data(n, d, loss)
     w = np.random.default_rng(1).integers(0, 3, n.size).astype(float)
     theta = np.array(theta)
     _, g = objective(theta, *data, weights=w, delta=1.0)  # wide delta: smooth everywhere
@@ -73,12 +74,12 @@ def test_approach3_recovers_known_law_despite_outliers():
 def test_screened_multistart_equals_exhaustive():
     # the batched screen + scipy finish finds the same best minimum as scipy from every start
     n, d, loss = grid_data(TRUE_LAW, noise=0.01, outliers=4, seed=3)
-    data = P._log_data(n, d, loss)
+    data = P.FORMS["approach3"].log_data(n, d, loss)
     starts = P.chinchilla_grid()[np.random.default_rng(0).choice(4500, 300, replace=False)]
-    x_fast, f_fast = P.multistart(P.chinchilla_objective, starts, data)
-    x_full, f_full = P.multistart(P.chinchilla_objective, starts, data, exhaustive=True)
+    x_fast, f_fast = multistart(P.chinchilla_objective, starts, data)
+    x_full, f_full = multistart(P.chinchilla_objective, starts, data, exhaustive=True)
     assert f_fast[0] <= f_full[0] * (1 + 1e-6)
-    fast, full = P.ChinchillaLaw.from_theta(x_fast[0]), P.ChinchillaLaw.from_theta(x_full[0])
+    fast, full = P._chinchilla_theta(x_fast[0]), P._chinchilla_theta(x_full[0])
     for key in ("E", "alpha", "beta", "a"):
         assert getattr(fast, key) == pytest.approx(getattr(full, key), rel=2e-3)
 
@@ -92,13 +93,13 @@ def test_kaplan_form_recovers_known_law():
     # compute-optimal N agrees with minimising L(N, C/6N) numerically
     grid = np.logspace(6, 14, 20001)
     brute = grid[np.argmin(law.loss(grid, 1e21 / (6 * grid)))]
-    assert law.optimal(1e21)[0] == pytest.approx(brute, rel=1e-3)
+    assert law.optimum(1e21)[0] == pytest.approx(brute, rel=1e-3)
 
 
 def test_chinchilla_law_optimum_is_the_minimum_along_the_isoflop():
     grid = np.logspace(8, 12, 40001)
     brute = grid[np.argmin(TRUE_LAW.loss(grid, 1e22 / (6 * grid)))]
-    assert TRUE_LAW.optimal(1e22)[0] == pytest.approx(brute, rel=1e-3)
+    assert TRUE_LAW.optimum(1e22)[0] == pytest.approx(brute, rel=1e-3)
 
 
 @pytest.mark.parametrize("law", [
@@ -109,7 +110,7 @@ def test_chinchilla_law_optimum_is_the_minimum_along_the_isoflop():
 def test_law_without_optimum_gives_nan_not_zero_division(law):
     """A degenerate bootstrap refit must not abort the other 999 (or the holdout check)."""
     assert not law.has_optimum
-    n, d = law.optimal(np.array([1e20, 1e21]))
+    n, d = law.optimum(np.array([1e20, 1e21]))
     assert np.isnan(n).all() and np.isnan(d).all() and np.isnan(law.a) and np.isnan(law.b)
 
 
@@ -134,15 +135,14 @@ def test_reproduces_epoch_replication(chinchilla_runs):
     assert law.a == pytest.approx(0.514, rel=0.01)
     assert law.A == pytest.approx(477.8, rel=0.05)  # flat direction: checked loosely
     assert law.B == pytest.approx(2143, rel=0.1)
-    assert law.optimal(5.76e23)[0] == pytest.approx(7.3e10, rel=0.02)
+    assert law.optimum(5.76e23)[0] == pytest.approx(7.3e10, rel=0.02)
 
 
 def test_bootstrap_errors_match_epoch(chinchilla_runs):
     n, d, loss = chinchilla_runs
     law, minima = P.fit_approach3(n, d, loss)
-    thetas = P.refit(P.chinchilla_objective, minima[:3], n, d, loss,
-                     _weights(draws(n.size, 300, 0), n.size))
-    laws = [P.ChinchillaLaw.from_theta(t) for t in thetas]
+    laws = P.FORMS["approach3"].refit(minima[:3], n, d, loss,
+                                      _weights(draws(n.size, 300, 0), n.size))
     # Epoch's 4000-resample standard errors: E 0.026, alpha 0.015, beta 0.021, a 0.020
     for key, se in (("E", 0.026), ("alpha", 0.015), ("beta", 0.021), ("a", 0.020)):
         assert np.std([getattr(x, key) for x in laws]) == pytest.approx(se, rel=0.3)

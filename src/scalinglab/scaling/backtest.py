@@ -1,0 +1,163 @@
+"""Backtests: fit on the cheaper runs, predict the expensive ones, score the forecast.
+
+For each extrapolation factor k, every method is fitted on the runs with C <= C_max / k (or
+N <= N_max / k with ``split="params"``) and predicts every other run. Per method and k: the
+held-out runs, the median and max absolute relative error of their losses, the coverage of
+the 95% predictive interval (share of held-out runs inside it) and its median width, and,
+where held-out runs form an IsoFLOP budget (>= 3 sizes), the error on that budget's
+compute-optimal loss (the parabola's minimum against the law's optimum).
+
+``recommend`` turns a backtest inside a study's own runs into the method ``predict``,
+``allocate`` and ``plan run`` use by default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from scalinglab.errors import ScalinglabError
+from scalinglab.laws.fitsfile import MethodFit
+from scalinglab.laws.forecast import predictive_interval
+from scalinglab.scaling.bootstrap import draws, fit_methods
+from scalinglab.scaling.fit import fit_isoflop
+from scalinglab.scaling.fitdata import FitData
+
+DEFAULT_FACTORS = (2, 4, 8, 16, 32, 100, 300)
+DEFAULT_METHODS = ("approach3", "approach3_tied", "kaplan", "isoflop", "data_constrained")
+MIN_TRAIN_RUNS = 6
+
+
+@dataclasses.dataclass
+class MethodScore:
+    """One method at one factor: per held-out run predictions and their summary."""
+
+    method: str
+    factor: float
+    run_id: list[str]
+    truth: np.ndarray
+    pred: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    optimal: list[dict]
+    """Per held-out IsoFLOP budget: {budget, truth, pred, error_pct}."""
+    predicts_runs: bool = True
+    error: str | None = None
+
+    @property
+    def rel_err(self) -> np.ndarray:
+        return (self.pred - self.truth) / self.truth
+
+    def summary(self) -> dict:
+        if self.error:
+            return {"method": self.method, "factor": self.factor, "error": self.error}
+        out = {"method": self.method, "factor": self.factor, "n_heldout": int(self.truth.size)}
+        if self.predicts_runs and self.truth.size:
+            e = np.abs(self.rel_err) * 100
+            inside = (self.truth >= self.lo) & (self.truth <= self.hi)
+            out |= {"median_abs_err_pct": float(np.median(e)), "max_abs_err_pct": float(e.max()),
+                    "coverage": float(inside.mean()),
+                    "median_width_pct": float(np.median((self.hi - self.lo) / self.pred) * 100)}
+        if self.optimal:
+            out["optimal_loss_err_pct"] = [round(o["error_pct"], 3) for o in self.optimal]
+        return out
+
+    def runs(self) -> list[dict]:
+        return [{"run_id": r, "truth": float(t), "pred": float(p), "lo": float(lo),
+                 "hi": float(hi), "error_pct": float(100 * (p - t) / t),
+                 "covered": bool(lo <= t <= hi)}
+                for r, t, p, lo, hi in zip(self.run_id, self.truth, self.pred, self.lo,
+                                           self.hi, strict=True)]
+
+
+def split(data: FitData, factor: float, by: str = "compute") -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks (train, held-out) for extrapolation ``factor``."""
+    x = {"compute": data.flops, "params": data.params}.get(by)
+    if x is None:
+        raise ScalinglabError(f"--split must be compute or params, got {by!r}")
+    train = x <= x.max() / factor
+    return train, ~train
+
+
+def _optimal_scores(fit: MethodFit, held: FitData, k: float) -> list[dict]:
+    out = []
+    for c in np.unique(held.budget[np.isfinite(held.budget)]):
+        sel = held.budget == c
+        par = fit_isoflop(c, held.params[sel], held.tokens[sel], held.loss[sel])
+        if par is None or not par.interior or not fit.law.has_optimum:
+            continue
+        n, d = fit.law.optimum(c, k)
+        pred = float(fit.law.loss(n, d))
+        out.append({"budget": float(c), "truth": par.loss_min, "pred": pred,
+                    "error_pct": 100 * (pred - par.loss_min) / par.loss_min})
+    return out
+
+
+def score_split(train: FitData, held: FitData, methods=DEFAULT_METHODS, n_boot: int = 200,
+                seed: int = 0, factor: float = float("nan")) -> list[MethodScore]:
+    """Fit every method on ``train`` and score its predictions of ``held``."""
+    if len(train) < MIN_TRAIN_RUNS:
+        return [MethodScore(m, factor, [], np.array([]), np.array([]), np.array([]),
+                            np.array([]), [], error=f"only {len(train)} runs to fit")
+                for m in methods]
+    fits = fit_methods(train, draws(len(train), n_boot, seed), methods)
+    k = train.flops_per_param_token
+    max_c = float(train.flops.max())
+    out = []
+    for name in methods:
+        fit = fits[name]
+        if isinstance(fit, Exception):
+            out.append(MethodScore(name, factor, [], np.array([]), np.array([]), np.array([]),
+                                   np.array([]), [], error=str(fit)))
+            continue
+        pred, lo, hi = predictive_interval(fit, held.params, held.tokens, held.unique_tokens,
+                                           held.flops / max_c)
+        out.append(MethodScore(name, factor, list(held.run_id), held.loss.copy(), pred, lo, hi,
+                               _optimal_scores(fit, held, k), fit.law.predicts_runs))
+    return out
+
+
+def backtest(data: FitData, factors=DEFAULT_FACTORS, methods=DEFAULT_METHODS,
+             by: str = "compute", n_boot: int = 200, seed: int = 0,
+             progress=None) -> list[MethodScore]:
+    """``score_split`` at every factor that leaves >= MIN_TRAIN_RUNS runs to fit and some to
+    predict; ``progress(factor)`` is called before each."""
+    out = []
+    for f in factors:
+        train, held = split(data, f, by)
+        if train.sum() < MIN_TRAIN_RUNS or not held.any():
+            continue
+        if progress:
+            progress(f)
+        out += score_split(data.subset(train), data.subset(held), methods, n_boot, seed, f)
+    return out
+
+
+def recommend(scores: list[MethodScore], max_err_pct: float = 2.0) -> dict | None:
+    """The method that extrapolated best in ``scores`` (a backtest inside the user's runs).
+
+    Score: the median absolute error over every factor each method could be scored at
+    (methods that predict only optimal losses are scored on those). The supported factor is
+    the largest k at which the chosen method's median error stayed within ``max_err_pct``
+    and its interval covered at least half of the held-out runs.
+    """
+    by_method: dict[str, list[dict]] = {}
+    for s in scores:
+        if s.error is None:
+            by_method.setdefault(s.method, []).append(s.summary())
+    best, best_err = None, np.inf
+    for m, rows in by_method.items():
+        errs = [r["median_abs_err_pct"] for r in rows if "median_abs_err_pct" in r]
+        if errs and (e := float(np.median(errs))) < best_err:
+            best, best_err = m, e
+    if best is None:
+        return None
+    ok = [r["factor"] for r in by_method[best] if r.get("median_abs_err_pct", np.inf)
+          <= max_err_pct and r.get("coverage", 0) >= 0.5]
+    return {"method": best, "median_abs_err_pct": best_err,
+            "supported_factor": max(ok) if ok else None,
+            "factors": [r["factor"] for r in by_method[best]],
+            "scores": {m: rows for m, rows in by_method.items()},
+            "reason": f"lowest median error ({best_err:.2f}%) predicting the study's own "
+                      "larger runs from its smaller ones"}
