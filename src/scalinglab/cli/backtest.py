@@ -65,10 +65,10 @@ def run(args) -> int:
     data = _load(args)
     factors = _list(args.factors, "--factors", float)
     methods = _list(args.methods, "--methods")
-    unknown = [m for m in methods if m not in DEFAULT_METHODS]
+    unknown = [m for m in methods if m not in (*DEFAULT_METHODS, "auto")]
     if unknown:
         raise ScalinglabError(f"--methods: unknown {', '.join(unknown)}; known: "
-                              f"{', '.join(DEFAULT_METHODS)}")
+                              f"{', '.join(DEFAULT_METHODS)}, auto")
     bar = tqdm(total=len(factors), desc="backtest", unit="factor", disable=args.json or None)
     scores = backtest(data, factors, methods, by=args.split, n_boot=args.bootstrap,
                       seed=args.seed, progress=lambda f: bar.update(1))

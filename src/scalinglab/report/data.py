@@ -35,6 +35,8 @@ class StudyData:
     """results.json of the evaluation stage per run id (when present)."""
     comparison: dict[str, Any]
     """comparison.json written by the demo (compute-optimal vs 4x larger), or {}."""
+    forecast: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """forecast.json written by the demo (the largest budget, predicted before training)."""
 
     @property
     def convention(self) -> str:
@@ -79,7 +81,8 @@ def load_study(study: str | Path) -> StudyData:
             evals[r["run_id"]] = result
     return StudyData(root=root, rows=rows, curves=curves,
                      fits=read_json(root / "fits.json") or {}, evals=evals,
-                     comparison=read_json(root / "comparison.json") or {})
+                     comparison=read_json(root / "comparison.json") or {},
+                     forecast=read_json(root / "forecast.json") or {})
 
 
 # ---------------------------------------------------------------------- laws from fits.json

@@ -226,7 +226,8 @@ def loss_contours(s: StudyData) -> Figure | None:
 def holdout_trust(s: StudyData) -> Figure | None:
     """The held-out budget: its runs, the predicted optimum (with its interval) and loss."""
     h = s.fits.get("holdout") or {}
-    budget, pred = h.get("budget"), get(h, "predicted", "approach3", default={}) or {}
+    method = h.get("method", "approach3")
+    budget, pred = h.get("budget"), get(h, "predicted", method, default={}) or {}
     if budget is None or pred.get("loss") is None:
         return None
     runs = sorted((r for r in s.complete("isoflop") if r.get("budget") == float(budget)),
@@ -239,7 +240,8 @@ def holdout_trust(s: StudyData) -> Figure | None:
     xerr = _interval(x, pred.get("n_opt_ci"))
     yerr = _interval(loss, pred.get("loss_ci"))
     ax.errorbar([x], [loss], xerr=xerr, yerr=yerr, fmt="*", ms=15, color="C3", mec="black",
-                capsize=5, ecolor="C3", label="predicted optimum (Approach 3 without this budget)")
+                capsize=5, ecolor="C3",
+                label=f"predicted optimum ({method}, fitted without this budget)")
     achieved = get(h, "achieved", "best_run", default={}) or {}
     if achieved.get("loss") is not None:
         ax.axhline(float(achieved["loss"]), color="C0", ls="--", lw=1,
@@ -353,4 +355,30 @@ def backtest_figure(rows: list[dict[str, Any]]) -> Figure | None:
     for a in (ax, ax_cov):
         a.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
+    return fig
+
+
+def predicted_vs_achieved(runs: list[dict[str, Any]], title: str) -> Figure | None:
+    """Held-out runs: predicted loss with its 95% interval against the loss reached."""
+    runs = [r for r in runs if all(isinstance(r.get(k), (int, float))
+                                   for k in ("loss", "pred", "lo", "hi"))]
+    if not runs:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    true = np.array([r["loss"] for r in runs])
+    pred = np.array([r["pred"] for r in runs])
+    err = np.array([[p - r["lo"] for p, r in zip(pred, runs, strict=True)],
+                    [r["hi"] - p for p, r in zip(pred, runs, strict=True)]])
+    inside = np.array([r["lo"] <= r["loss"] <= r["hi"] for r in runs])
+    for mask, color, label in ((inside, "C0", "inside its 95% interval"),
+                               (~inside, "C3", "outside its interval")):
+        if mask.any():
+            ax.errorbar(true[mask], pred[mask], yerr=err[:, mask], fmt="o", color=color,
+                        capsize=3, label=label)
+    lo, hi = min(true.min(), pred.min()) * 0.98, max(true.max(), pred.max()) * 1.02
+    ax.plot([lo, hi], [lo, hi], "--", color="grey", lw=1)
+    ax.set(xlim=(lo, hi), ylim=(lo, hi), xlabel="achieved loss", ylabel="predicted loss",
+           title=title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
     return fig

@@ -181,25 +181,61 @@ def holdout_section(s: StudyData) -> str:
                 "--holdout-largest</code>.</p>")
     if h.get("error") and not h.get("predicted"):
         return f'<p class="note">Holdout check failed: {esc(h["error"])}</p>'
-    pred = get(h, "predicted", "approach3", default={}) or {}
+    method = h.get("method", "approach3")
+    pred = get(h, "predicted", method, default={}) or {}
     best = get(h, "achieved", "best_run", default={}) or {}
     par = get(h, "achieved", "parabola", default={}) or {}
     rows = [["optimal N", num(pred.get("n_opt")) + ci(pred.get("n_opt_ci")),
              num(par.get("n_opt")), num(best.get("params"))],
             ["loss", num(pred.get("loss"), 4) + ci(pred.get("loss_ci")),
              num(par.get("loss_min"), 4), num(best.get("loss"), 4)]]
-    out = table(["held-out budget " + num(h.get("budget")), "predicted (Approach 3)",
+    out = table(["held-out budget " + num(h.get("budget")), f"predicted ({esc(method)})",
                  "achieved (parabola)", "achieved (best run)"], rows)
     err = h.get("loss_error_pct")
     if err is not None:
         cls = "good" if abs(float(err)) <= 2 else "bad"
-        out = (f'<p>Fitted on {esc(h.get("n_train_runs", "?"))} runs of the smaller budgets, the '
-               f'predicted loss of the held-out largest budget is off by <span class="{cls}">'
-               f'{float(err):+.2f}%</span> from the best run it reached (goal: within 2%).</p>'
-               + out)
+        ext = h.get("extrapolation")
+        ext_txt = f", {float(ext):.3g}x less compute than it," if ext else ""
+        cov = h.get("covered")
+        cov_txt = "" if cov is None else (" It lies inside" if cov else " It lies OUTSIDE") \
+            + " the 95% predictive interval."
+        out = (f'<p>Fitted on {esc(h.get("n_train_runs", "?"))} runs of the smaller budgets'
+               f'{ext_txt} the predicted loss of the held-out largest budget is off by '
+               f'<span class="{cls}">{float(err):+.2f}%</span> from the best run it reached '
+               f'(goal: within 2%).{cov_txt}</p>' + out)
     return out + figure_html(safe_figure(figures.holdout_trust, s),
                              "Fit on all budgets but the largest; predict it; compare.",
                              "Holdout figure unavailable.")
+
+
+def forecast_section(s: StudyData) -> str:
+    """The study's own backtest (which law extrapolates, how far), the demo's forecast made
+    before the largest budget was trained, and held-out runs predicted vs achieved."""
+    rec = s.fits.get("recommended") if isinstance(s.fits.get("recommended"), dict) else {}
+    out = ""
+    if rec.get("method"):
+        sup = rec.get("supported_factor")
+        out += (f"<p>Recommended law: <b>{esc(rec['method'])}</b> ({esc(rec.get('reason', ''))});"
+                f" the backtest supports extrapolating "
+                + (f"{float(sup):g}x" if sup else "no factor") + " in compute. Every forecast "
+                "that goes farther carries a warning.</p>")
+        rows = [r for m in (rec.get("scores") or {}).values() for r in m if isinstance(r, dict)]
+        out += figure_html(safe_figure(lambda _: figures.backtest_figure(rows), s),
+                           "Backtest inside this study: fit on C <= C_max / k, predict the rest.",
+                           "No backtest scores (too few budgets).")
+    fc = s.forecast
+    if fc.get("loss") is not None and fc.get("loss_ci"):
+        lo, hi = fc["loss_ci"]
+        out += (f"<p>Forecast made before any run at C = {num(fc.get('budget'))} was trained "
+                f"({num(fc.get('extrapolation'))}x beyond the fitted runs, {esc(fc.get('method'))}"
+                f"): N_opt {num(fc.get('n_opt'))}, loss {num(fc['loss'], 4)} "
+                f"[{num(lo, 4)}, {num(hi, 4)}].</p>")
+    h = s.fits.get("holdout") if isinstance(s.fits.get("holdout"), dict) else {}
+    out += figure_html(safe_figure(lambda _: figures.predicted_vs_achieved(
+        h.get("runs") or [], "Trust check: held-out runs"), s),
+        "Each held-out run of the largest budget: predicted from the smaller budgets (95% "
+        "predictive interval) against what it reached.", "No held-out run predictions.")
+    return out or '<p class="note">No forecast data: run <code>scalinglab fit STUDY</code>.</p>'
 
 
 def comparison_section(s: StudyData) -> str:
@@ -270,6 +306,7 @@ def render(s: StudyData) -> str:
         "<h2>Loss landscape</h2>",
         figure_html(safe_figure(f.loss_contours, s), "Contours of the fitted L(N, D); red: the "
                     "compute-optimal frontier.", "Needs Approach 3 in fits.json."),
+        "<h2>Forecast</h2>", forecast_section(s),
         "<h2>Can we trust the extrapolation?</h2>", holdout_section(s),
         comparison_section(s), downstream_section(s),
         "<h2>Runs</h2>", runs_table(s),

@@ -26,6 +26,7 @@ from scalinglab.scaling.fitdata import FitData
 
 DEFAULT_FACTORS = (2, 4, 8, 16, 32, 100, 300)
 DEFAULT_METHODS = ("approach3", "approach3_tied", "kaplan", "isoflop", "data_constrained")
+AUTO_FACTORS = (2, 4, 8, 16, 32)
 MIN_TRAIN_RUNS = 6
 
 
@@ -44,6 +45,8 @@ class MethodScore:
     """Per held-out IsoFLOP budget: {budget, truth, pred, error_pct}."""
     predicts_runs: bool = True
     error: str | None = None
+    picked: str | None = None
+    """For ``auto``: the method the training runs' own backtest chose."""
 
     @property
     def rel_err(self) -> np.ndarray:
@@ -53,6 +56,8 @@ class MethodScore:
         if self.error:
             return {"method": self.method, "factor": self.factor, "error": self.error}
         out = {"method": self.method, "factor": self.factor, "n_heldout": int(self.truth.size)}
+        if self.picked:
+            out["picked"] = self.picked
         if self.predicts_runs and self.truth.size:
             e = np.abs(self.rel_err) * 100
             inside = (self.truth >= self.lo) & (self.truth <= self.hi)
@@ -96,7 +101,21 @@ def _optimal_scores(fit: MethodFit, held: FitData, k: float) -> list[dict]:
 
 def score_split(train: FitData, held: FitData, methods=DEFAULT_METHODS, n_boot: int = 200,
                 seed: int = 0, factor: float = float("nan")) -> list[MethodScore]:
-    """Fit every method on ``train`` and score its predictions of ``held``."""
+    """Fit every method on ``train`` and score its predictions of ``held``.
+
+    The pseudo-method ``auto`` is what the product does: it picks a method by a backtest
+    inside ``train`` alone (``recommend``), then predicts with it; its score is named
+    ``auto`` and records the pick in ``picked``."""
+    if "auto" in methods:
+        base = [m for m in methods if m != "auto"]
+        inner = backtest(train, factors=AUTO_FACTORS, methods=base, n_boot=min(n_boot, 50),
+                         seed=seed)
+        rec = recommend(inner)
+        pick = rec["method"] if rec else "approach3"
+        scores = score_split(train, held, tuple(dict.fromkeys([*base, pick])), n_boot, seed,
+                             factor)
+        chosen = next(s for s in scores if s.method == pick)
+        return [*scores, dataclasses.replace(chosen, method="auto", picked=pick)]
     if len(train) < MIN_TRAIN_RUNS:
         return [MethodScore(m, factor, [], np.array([]), np.array([]), np.array([]),
                             np.array([]), [], error=f"only {len(train)} runs to fit")

@@ -4,12 +4,16 @@ Stages (each skips work it finds done, so an interrupted demo resumes):
 
 1. corpus: the default public-domain corpus, fetched once -> ``data prepare`` (Gopher quality
    and repetition filters, dedup) -> a byte-level BPE tokenizer -> train/val token shards;
-2. sweep: IsoFLOP grids at three budgets, extended until every minimum is interior;
-3. Chinchilla vs Gopher in miniature: at the largest budget, the compute-optimal size (the
-   IsoFLOP parabola's minimum) against a model 4x larger trained on about 4x fewer tokens;
-4. fits: Approaches 1, 2, 3 and Kaplan's form with bootstrap intervals, plus the trust check
-   (fit without the largest budget, predict it);
-5. allocation for 10x and 100x the largest budget, and the report.
+2. sweep: IsoFLOP grids at every budget but the largest, extended until every minimum is
+   interior;
+3. forecast: the laws fitted on those runs predict the largest budget's optimal N and loss
+   (with the 95% predictive interval) before any run at that budget exists;
+4. Chinchilla vs Gopher in miniature: at the largest budget, an IsoFLOP grid centred on the
+   forecast, whose centre is the forecast compute-optimal model, and a model 4x larger
+   trained on 4x fewer tokens -- so the comparison is out of sample;
+5. fits: every law with bootstrap intervals, plus the trust check (fit only the budgets at
+   least ``trust_factor`` x smaller than the largest, predict it, compare);
+6. allocation for 10x and 100x the largest budget, and the report.
 
 Every stage's wall time and CPU time (this process and its children) are recorded in
 ``OUT/demo.json``; the CPU time is what an idle machine would need, the wall time what this one
@@ -46,9 +50,13 @@ class DemoConfig(Config):
     """BPE vocabulary (small, so that embeddings do not dominate models of ~1e4 parameters)."""
     seq_len: int = 128
     budgets: list[float] = dataclasses.field(
-        default_factory=lambda: [5e10, 1e11, 2e11, 4e11])
-    """IsoFLOP budgets (FLOPs under flop_convention), a factor 2 apart: the holdout check fits
-    the three smaller ones and predicts the largest."""
+        default_factory=lambda: [1.25e10, 2.5e10, 5e10, 1e11, 2e11, 4e11])
+    """IsoFLOP budgets (FLOPs under flop_convention), a factor 2 apart. The largest is a
+    forecast: its optimal size and loss are predicted from the smaller budgets before any of
+    its runs is trained; the trust check fits only the budgets <= largest / trust_factor."""
+    trust_factor: float = 8.0
+    """How far the trust check extrapolates in compute (the largest budget over the largest
+    budget it fits)."""
     sizes: int = 5
     """Model sizes per budget (a factor ``step`` apart)."""
     step: float = 2.0
@@ -191,7 +199,7 @@ def sweep_config(cfg: DemoConfig, shards: Path):
 
     return SweepConfig().merge({
         "data": str(shards), "seq_len": cfg.seq_len, "flop_convention": cfg.flop_convention,
-        "isoflop.budgets": list(cfg.budgets), "isoflop.sizes": cfg.sizes,
+        "isoflop.budgets": sorted(cfg.budgets)[:-1], "isoflop.sizes": cfg.sizes,
         "isoflop.step": cfg.step, "isoflop.tokens_per_param": cfg.tokens_per_param,
         "train": [f"eval_tokens={cfg.eval_tokens}", f"seed={cfg.seed}"],
         # A smooth family at ~1e4-1e6 parameters: widths in steps of 4, d_model / n_layers
@@ -227,21 +235,52 @@ def run_sweep_stage(cfg: DemoConfig, study: Path, shards: Path):
     return outcome
 
 
-def comparison_stage(cfg: DemoConfig, study: Path) -> dict[str, Any]:
-    """Train the compute-optimal model and a 4x larger one at the largest budget.
+FORECAST = "forecast.json"
 
-    The optimal size is the minimum of the largest budget's IsoFLOP parabola (Approach 2 at
-    that budget) when it lies inside the grid, else the best run's size.
-    Both are IsoFLOP runs of that budget, so a grid run of the same shape is
-    reused, and both also serve as points of that parabola for the fits.
+
+def forecast_stage(cfg: DemoConfig, study: Path) -> dict[str, Any]:
+    """Fit the runs of the smaller budgets and forecast the largest budget's compute-optimal
+    N, D and loss (``STUDY/forecast.json``, written once: a resumed demo keeps its forecast)."""
+    from scalinglab.laws.fitsfile import parse_fits
+    from scalinglab.laws.forecast import predictive_interval
+    from scalinglab.scaling.fitdata import load_study
+    from scalinglab.scaling.fits_io import fit_data
+    from scalinglab.scaling.study import read_json
+
+    done = read_json(study / FORECAST)
+    if done is not None:
+        return done
+    budget = max(cfg.budgets)
+    data = load_study(study)
+    fits = parse_fits(fit_data(data, n_boot=cfg.bootstrap), "forecast")
+    method, n, d = fits.optimum(None, budget)
+    if not n > 0:
+        raise ScalinglabError(f"forecast: the {method} fit has no compute-optimal size")
+    loss_fit = fits.loss_fit_for(method)
+    factor = budget / float(data.flops.max())
+    loss, lo, hi = (float(v) for v in predictive_interval(loss_fit, n, d, factor=factor))
+    boot = [b.optimum(budget, fits.k)[0] for b in fits.methods[method].bootstrap]
+    out = {"budget": budget, "method": method, "loss_method": loss_fit.method,
+           "n_train_runs": len(data), "extrapolation": factor, "n_opt": n, "d_opt": d,
+           "n_opt_ci": list(np.percentile(boot, [2.5, 97.5])) if boot else None,
+           "loss": loss, "loss_ci": [lo, hi]}
+    atomic_write_json(study / FORECAST, out)
+    return out
+
+
+def comparison_stage(cfg: DemoConfig, study: Path, forecast: dict[str, Any]) -> dict[str, Any]:
+    """Train the largest budget: an IsoFLOP grid centred on the forecast optimum (its centre
+    is the forecast compute-optimal model) and a model 4x larger on 4x fewer tokens.
+
+    Planned once (``COMPARISON_PLAN``), so a resumed demo trains the same runs.
     """
     from scalinglab.scaling.launch import run_sweep
     from scalinglab.scaling.study import read_json
     from scalinglab.scaling.sweep import load_plan
 
-    planned = read_json(study / COMPARISON_PLAN)  # resume: the same two runs as before
+    planned = read_json(study / COMPARISON_PLAN)
     if planned is None:
-        planned = plan_comparison(cfg, study)
+        planned = plan_comparison(cfg, study, forecast["n_opt"])
         if "error" in planned:
             return planned
     by_id = {s.run_id: s for s in load_plan(study)}
@@ -250,29 +289,18 @@ def comparison_stage(cfg: DemoConfig, study: Path) -> dict[str, Any]:
     return write_comparison(study, planned["budget"], planned["n_opt"], specs)
 
 
-def plan_comparison(cfg: DemoConfig, study: Path) -> dict[str, Any]:
-    """Add the two comparison runs to the plan; returns (and saves) what was chosen."""
-    from scalinglab.scaling.fit import fit_isoflop
-    from scalinglab.scaling.study import read_study_csv
+def plan_comparison(cfg: DemoConfig, study: Path, n_opt: float) -> dict[str, Any]:
+    """Add the largest budget's grid around ``n_opt`` and the 4x larger model to the plan."""
     from scalinglab.scaling.sweep import add_runs, isoflop_run, load_sweep_config, resolve_config
 
     scfg = resolve_config(load_sweep_config(study))
     budget = max(cfg.budgets)
-    count = f"params_{scfg.count}"
-    rows = [r for r in read_study_csv(study / "study.csv") if r["status"] == "complete"
-            and r["kind"] == "isoflop" and r["budget"] == budget]
-    par = fit_isoflop(budget, [r[count] for r in rows], [r["tokens"] for r in rows],
-                      [r["final_val_loss"] for r in rows])
-    # An exterior parabola minimum is an extrapolation (at tiny scale it can land far outside
-    # the grid, even below one parameter): then the best run's size is the optimum.
-    if par is not None and par.interior:
-        n_opt = par.n_opt
-    else:
-        n_opt = min(rows, key=lambda r: r["final_val_loss"])[count]
+    k = cfg.sizes
+    grid = [isoflop_run(scfg, budget, n_opt * cfg.step ** (i - (k - 1) / 2)) for i in range(k)]
     specs = [isoflop_run(scfg, budget, n_opt), isoflop_run(scfg, budget, 4 * n_opt)]
     if any(s is None for s in specs):
         return {"error": "the 4x larger model would train for too few steps"}
-    add_runs(study, scfg, specs)
+    add_runs(study, scfg, [g for g in grid if g is not None] + specs)
     planned = {"budget": budget, "n_opt": n_opt, "run_ids": [s.run_id for s in specs]}
     atomic_write_json(study / COMPARISON_PLAN, planned)
     return planned
@@ -283,7 +311,7 @@ def write_comparison(study: Path, budget: float, n_opt: float, specs: list) -> d
 
     conv = specs[0].train["flop_convention"]
     count = law_param_count(conv)  # the count the study's grids and fits (and n_opt) use
-    out: dict[str, Any] = {"budget": budget, "n_opt_parabola": n_opt, "params_count": count}
+    out: dict[str, Any] = {"budget": budget, "n_opt_forecast": n_opt, "params_count": count}
     for key, spec in zip(("optimal", "larger"), specs, strict=True):
         s = read_json(run_dir(study, spec.run_id) / "summary.json") or {}
         out[key] = {"run_id": spec.run_id, "params": s.get(f"params_{count}"),
@@ -322,7 +350,8 @@ def fit_stage(cfg: DemoConfig, study: Path) -> dict[str, Any]:
     data = load_study(study)
     fits = {"source": str(study)} | fit_data(data, n_boot=cfg.bootstrap)
     try:
-        fits["holdout"] = clean_json(holdout_largest(data, n_boot=cfg.bootstrap))
+        fits["holdout"] = clean_json(holdout_largest(data, n_boot=cfg.bootstrap,
+                                                     factor=cfg.trust_factor))
     except ScalinglabError as e:  # e.g. fewer than 3 budgets
         fits["holdout"] = {"error": f"{type(e).__name__}: {e}"}
     write_fits(study / "fits.json", fits)
@@ -384,8 +413,11 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     start = time.perf_counter()
     shards, data_desc = stages.run("corpus, tokenizer, shards",
                                    lambda: build_shards(cfg, root))
-    sweep = stages.run("IsoFLOP sweep", lambda: run_sweep_stage(cfg, study, shards))
-    comparison = stages.run("compute-optimal vs 4x larger", lambda: comparison_stage(cfg, study))
+    sweep = stages.run("IsoFLOP sweep (all budgets but the largest)",
+                       lambda: run_sweep_stage(cfg, study, shards))
+    forecast = stages.run("forecast of the largest budget", lambda: forecast_stage(cfg, study))
+    comparison = stages.run("largest budget: forecast optimum vs 4x larger",
+                            lambda: comparison_stage(cfg, study, forecast))
     downstream = stages.run("downstream eval of every run",
                             lambda: eval_stage(cfg, study, shards))
     fits = stages.run("fits + holdout check", lambda: fit_stage(cfg, study))
@@ -403,13 +435,39 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "cpu_s": sum(t["cpu_s"] for t in stages.times.values()),
         "a": {k: (fits.get(k) or {}).get("a") for k in ("approach1", "approach2", "approach3")},
         "a_ci": {k: (fits.get(k) or {}).get("a_ci") for k in ("approach2",)},
-        "holdout_loss_error_pct": (fits.get("holdout") or {}).get("loss_error_pct"),
-        "holdout_error": (fits.get("holdout") or {}).get("error"),
+        "trust": _trust_summary(fits.get("holdout") or {}),
+        "forecast": _forecast_summary(forecast, fits.get("holdout") or {}),
         "comparison": comparison, "allocation": allocation,
         "downstream": _comparison_scores(comparison, downstream),
     }
     atomic_write_json(root / "demo.json", summary)
     return summary
+
+
+def _trust_summary(h: dict[str, Any]) -> dict[str, Any]:
+    """The trust check's factor, prediction with interval, truth and error."""
+    pred = (h.get("predicted") or {}).get(h.get("method"), {})
+    return {"error": h.get("error"), "method": h.get("method"),
+            "extrapolation": h.get("extrapolation"), "budget": h.get("budget"),
+            "loss": pred.get("loss"), "loss_ci": pred.get("loss_ci"),
+            "n_opt": pred.get("n_opt"), "achieved": (h.get("achieved") or {}).get("best_run"),
+            "loss_error_pct": h.get("loss_error_pct"), "covered": h.get("covered")}
+
+
+def _forecast_summary(forecast: dict[str, Any], h: dict[str, Any]) -> dict[str, Any]:
+    """The forecast made before the largest budget was trained, against what it reached."""
+    best = ((h.get("achieved") or {}).get("best_run") or {}).get("loss")
+    par = (h.get("achieved") or {}).get("parabola") or {}
+    out = dict(forecast)
+    if best is not None and forecast.get("loss"):
+        out["achieved_loss"] = best
+        out["loss_error_pct"] = 100 * (forecast["loss"] - best) / best
+        lo, hi = forecast["loss_ci"]
+        out["covered"] = bool(lo <= best <= hi)
+    if par.get("n_opt") and forecast.get("n_opt"):
+        out["n_opt_parabola"] = par["n_opt"]
+        out["n_opt_ratio"] = forecast["n_opt"] / par["n_opt"]
+    return out
 
 
 def _comparison_scores(comparison: dict[str, Any], downstream: dict[str, Any]) -> dict:
@@ -418,6 +476,26 @@ def _comparison_scores(comparison: dict[str, Any], downstream: dict[str, Any]) -
     out = {k: scores.get((comparison.get(k) or {}).get("run_id"), {}).get("continuation_acc")
            for k in ("optimal", "larger")}
     return {**out, **({"skipped": downstream["skipped"]} if "skipped" in downstream else {})}
+
+
+def _trust_lines(t: dict[str, Any], f: dict[str, Any]) -> list[str]:
+    out = []
+    if t.get("error"):
+        out.append(f"trust check failed: {t['error']}")
+    elif t.get("loss_error_pct") is not None:
+        lo, hi = t["loss_ci"]
+        out.append(f"trust check ({t['extrapolation']:.3g}x extrapolation, {t['method']}): "
+                   f"largest budget's loss predicted {t['loss']:.4f} [{lo:.4f}, {hi:.4f}], "
+                   f"reached {t['achieved']['loss']:.4f}: {t['loss_error_pct']:+.2f}% "
+                   f"({'inside' if t['covered'] else 'OUTSIDE'} the 95% interval)")
+    if f.get("loss_error_pct") is not None:
+        lo, hi = f["loss_ci"]
+        ratio = f" (parabola's N_opt x{f['n_opt_ratio']:.2f})" if f.get("n_opt_ratio") else ""
+        out.append(f"forecast before training C={f['budget']:.3g} ({f['extrapolation']:.3g}x, "
+                   f"{f['method']}): N_opt {f['n_opt']:.3g}{ratio}, loss {f['loss']:.4f} "
+                   f"[{lo:.4f}, {hi:.4f}] vs reached {f['achieved_loss']:.4f}: "
+                   f"{f['loss_error_pct']:+.2f}%")
+    return out
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -432,18 +510,13 @@ def format_summary(s: dict[str, Any]) -> str:
     lines.append(f"fitted a (N_opt ~ C^a): approach 1 {fmt['approach1']}, approach 2 "
                  f"{fmt['approach2']}{ci_txt}, approach 3 {fmt['approach3']} "
                  "(Chinchilla 0.50 / 0.49 / 0.46; Kaplan 0.73)")
-    err = s["holdout_loss_error_pct"]
-    if s.get("holdout_error"):
-        lines.append(f"trust check failed: {s['holdout_error']}")
-    if err is not None:
-        verdict = "within" if abs(err) <= 2 else "outside"
-        lines.append(f"trust check: largest budget's loss predicted {err:+.2f}% off "
-                     f"({verdict} the 2% goal)")
+    lines += _trust_lines(s.get("trust") or {}, s.get("forecast") or {})
     cmp = s["comparison"]
     if cmp.get("optimal_won") is not None:
         o, g = cmp["optimal"], cmp["larger"]
         lines.append(
-            f"at C={cmp['budget']:.3g}: compute-optimal N={o['params']:.3g} D={o['tokens']:.3g} "
+            f"at C={cmp['budget']:.3g}: forecast compute-optimal N={o['params']:.3g} "
+            f"D={o['tokens']:.3g} "
             f"val {o['val_loss']:.4f} vs {cmp['params_ratio']:.1f}x larger N={g['params']:.3g} "
             f"D={g['tokens']:.3g} val {g['val_loss']:.4f}: compute-optimal "
             + ("WON" if cmp["optimal_won"] else "LOST"))

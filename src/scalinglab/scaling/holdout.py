@@ -85,7 +85,17 @@ def holdout_largest(data: FitData, n_boot: int = 1000, seed: int = 0,
         out["loss_error_vs_parabola_pct"] = _pct(pred["loss"], par["loss_min"])
         out["n_opt_ratio"] = pred["n_opt"] / par["n_opt"]
     if loss_fit.law.predicts_runs:
-        run_pred = loss_fit.law.loss(held.params, held.tokens, held.unique_tokens)
-        out["run_loss_mape_pct"] = float(np.mean(100 * np.abs(run_pred - held.loss)
-                                                 / held.loss))
+        out["runs"] = _run_predictions(loss_fit, held, float(train.flops.max()))
+        out["run_loss_mape_pct"] = float(np.mean([abs(r["error_pct"]) for r in out["runs"]]))
     return out
+
+
+def _run_predictions(fit, held: FitData, max_flops: float) -> list[dict]:
+    """Each held-out run's loss predicted from its (N, D), with the 95% interval."""
+    pred, lo, hi = predictive_interval(fit, held.params, held.tokens, held.unique_tokens,
+                                       held.flops / max_flops)
+    return [{"run_id": held.run_id[i], "params": float(held.params[i]),
+             "tokens": float(held.tokens[i]), "loss": float(held.loss[i]),
+             "pred": float(pred[i]), "lo": float(lo[i]), "hi": float(hi[i]),
+             "error_pct": _pct(float(pred[i]), float(held.loss[i]))}
+            for i in range(len(held))]
