@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scalinglab.laws.fitsfile import FittedRange, Fits, MethodFit
+from scalinglab.laws.fitsfile import Fits, FittedRange, MethodFit
 from scalinglab.laws.forecast import forecast_warnings, predict
 from scalinglab.laws.parametric import ChinchillaLaw
 from scalinglab.scaling.backtest import backtest

@@ -62,13 +62,15 @@ def print_scores(rows: list[dict]) -> None:
 
 
 def run(args) -> int:
-    data = _load(args)
     factors = _list(args.factors, "--factors", float)
     methods = _list(args.methods, "--methods")
     unknown = [m for m in methods if m not in (*DEFAULT_METHODS, "auto")]
     if unknown:
         raise ScalinglabError(f"--methods: unknown {', '.join(unknown)}; known: "
                               f"{', '.join(DEFAULT_METHODS)}, auto")
+    if not factors or min(factors) <= 1:
+        raise ScalinglabError(f"--factors must be numbers > 1, got {args.factors!r}")
+    data = _load(args)
     bar = tqdm(total=len(factors), desc="backtest", unit="factor", disable=args.json or None)
     scores = backtest(data, factors, methods, by=args.split, n_boot=args.bootstrap,
                       seed=args.seed, progress=lambda f: bar.update(1))
