@@ -54,6 +54,9 @@ class MethodFit:
     residual_sd: float = 0.0
     """Standard deviation of log L - log law(N, D) over the fitted runs (robust estimate)."""
     n_runs: int = 0
+    kappa: float | None = None
+    """Growth of the scatter per decade of extrapolation, from a backtest inside the fitted
+    runs (``scaling.bootstrap.extrapolation_kappa``); None when that was not possible."""
 
 
 @dataclasses.dataclass
@@ -139,10 +142,10 @@ def _bootstrap(cls: type[Law], raw) -> tuple[tuple[Law, ...], int]:
 def _method_fit(name: str, entry, where: str) -> tuple[MethodFit, int]:
     law = Law.from_dict(name, entry, where)
     boot, dropped = _bootstrap(type(law), entry.get("bootstrap"))
-    sd = entry.get("residual_sd")
-    n = entry.get("n_runs")
+    sd, n, kappa = entry.get("residual_sd"), entry.get("n_runs"), entry.get("kappa")
     return MethodFit(name, law, boot, float(sd) if _finite(sd) and sd >= 0 else 0.0,
-                     int(n) if _finite(n) else 0), dropped
+                     int(n) if _finite(n) else 0,
+                     float(kappa) if _finite(kappa) and kappa >= 0 else None), dropped
 
 
 def _range(raw) -> FittedRange | None:
@@ -224,7 +227,7 @@ def law_entry(fit: MethodFit, k: float) -> dict:
         n1, d1 = law.optimum(1.0, k)
         out |= {"a": float(law.a), "b": float(1.0 - law.a if not hasattr(law, "b") else law.b),
                 "n_coef": float(n1), "d_coef": float(d1)}
-    out |= {"residual_sd": fit.residual_sd, "n_runs": fit.n_runs,
+    out |= {"residual_sd": fit.residual_sd, "kappa": fit.kappa, "n_runs": fit.n_runs,
             "bootstrap": [b.row() for b in fit.bootstrap]}
     return out
 

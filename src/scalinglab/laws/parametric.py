@@ -7,7 +7,8 @@
 - ``approach3_tied`` -- the same with alpha = beta, the form Gadre et al. 2024 ("Language
   models scale reliably with over-training", eq. 4) use; with M = D / N it reads
   L(C, M) = E + (a M^eta + b M^-eta) C^-eta, so over-training shifts the curve without bending
-  it. One exponent fewer makes a fit on cheap runs much less free to tilt.
+  it. One exponent fewer makes a fit on cheap runs much less free to tilt. Fitted on the runs
+  with D / N >= 10 only (``TIED_MIN_TOKENS_PER_PARAM``).
 - ``kaplan`` -- Kaplan et al. 2020, eq. 1.5: L = [(N_c / N)^(alpha_N / alpha_D) + D_c / D]^alpha_D.
 - ``data_constrained`` -- Muennighoff et al. 2023 ("Scaling data-constrained language
   models", eq. 5): Approach 3 on effective data D' = U + U R_D* (1 - exp(-R / R_D*)), where U is
@@ -278,6 +279,12 @@ class Form:
     from_theta: Callable[[np.ndarray], Law]
     schedule: tuple = SCREEN_SCHEDULE
     repeats: bool = False  # fitted on effective tokens (needs unique tokens)
+    min_tokens_per_param: float = 0.0
+    """Runs with D / N below this are left out of the fit (see ``TIED_MIN_TOKENS_PER_PARAM``)."""
+
+    def selects(self, n, d) -> np.ndarray:
+        """The runs this form is fitted on (boolean mask)."""
+        return as_array(d) / as_array(n) >= self.min_tokens_per_param
 
     def log_data(self, n, d, loss, unique=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         d = effective_tokens(d, unique) if self.repeats else as_array(d)
@@ -298,9 +305,18 @@ class Form:
         return [self.from_theta(t) for t in thetas]
 
 
+TIED_MIN_TOKENS_PER_PARAM = 10.0
+"""The alpha = beta form is fitted on runs with at least 10 tokens per parameter (half of
+Chinchilla's optimum): far less trained runs sit off any L(N, D) law -- the loss of Gadre et
+al.'s 0.25x runs drops steeply from one token multiplier to the next, and the 5 runs Epoch
+drops from the Chinchilla data as outliers all have D/N <= 0.4. The value was fixed in advance
+and then compared with 0, 5 and 20 on the published backtests, where 10 did best
+(``benchmarks/forecast_backtest.py``)."""
+
 FORMS = {
     "approach3": Form("approach3", chinchilla_objective, chinchilla_grid, _chinchilla_theta),
-    "approach3_tied": Form("approach3_tied", tied_objective, tied_grid, _tied_theta),
+    "approach3_tied": Form("approach3_tied", tied_objective, tied_grid, _tied_theta,
+                           min_tokens_per_param=TIED_MIN_TOKENS_PER_PARAM),
     "data_constrained": Form("data_constrained", chinchilla_objective, chinchilla_grid,
                              _dc_theta, repeats=True),
     "kaplan": Form("kaplan", kaplan_objective, kaplan_grid, _kaplan_theta,

@@ -12,6 +12,7 @@ the predictive interval of a new run's loss (``laws.forecast``) adds the residua
 from __future__ import annotations
 
 import numpy as np
+from scipy.optimize import minimize_scalar
 from tqdm import tqdm
 
 from scalinglab.errors import ScalinglabError
@@ -25,6 +26,8 @@ from scalinglab.scaling.fitdata import FitData
 
 CI_LEVEL = 0.95
 MIN_RUNS_PARAMETRIC = 6  # a 5-parameter law through fewer runs is not a fit
+KAPPA_SUBFIT_FACTOR = 4.0
+KAPPA_MIN_RUNS = 7
 
 
 def percentile_ci(samples, level: float = CI_LEVEL) -> list[float]:
@@ -100,28 +103,70 @@ def _weights(idx: np.ndarray, n: int) -> np.ndarray:
     return np.stack([np.bincount(rows, minlength=n) for rows in idx]).astype(np.float64)
 
 
-def residual_sd(law, data: FitData) -> float:
-    """Robust scatter of log L around the law: 1.4826 x the median absolute residual (the
-    Huber fit shrugs off outliers, so their residuals must not set the run-to-run noise)."""
+def residual_sd(law, data: FitData, n_params: int = 0) -> float:
+    """Robust scatter of log L around the law: 1.4826 x the median absolute deviation of the
+    residuals (the Huber fit shrugs off outliers, so they must not set the run-to-run noise),
+    times sqrt(n / (n - p)) for the p fitted parameters."""
     r = np.log(data.loss) - np.log(law.loss(data.params, data.tokens, data.unique_tokens))
     r = r[np.isfinite(r)]
-    return float(1.4826 * np.median(np.abs(r - np.median(r)))) if r.size else 0.0
+    if r.size == 0:
+        return 0.0
+    mad = float(1.4826 * np.median(np.abs(r - np.median(r))))
+    return mad * float(np.sqrt(r.size / max(r.size - n_params, 1)))
+
+
+def extrapolation_kappa(fit_fn, data: FitData, sd: float) -> float | None:
+    """How fast a method's errors grow with extrapolation, learned from its own runs.
+
+    Refit on the runs with C <= C_max / ``KAPPA_SUBFIT_FACTOR``, predict the others, and take
+    the kappa that maximises the likelihood of their log errors e_j ~ N(0, s^2 (1 + kappa^2
+    x_j^2)), x_j = log10(C_j / max C of the sub-fit). None when the sub-fit has fewer than
+    ``KAPPA_MIN_RUNS`` runs or fails (``forecast.DEFAULT_KAPPA`` is used then).
+    """
+    sub = data.flops <= data.flops.max() / KAPPA_SUBFIT_FACTOR
+    if sub.sum() < KAPPA_MIN_RUNS or sub.all() or sd <= 0:
+        return None
+    try:
+        law = fit_fn(data.subset(sub))
+    except ScalinglabError:
+        return None
+    held = data.subset(~sub)
+    e = np.log(held.loss) - np.log(law.loss(held.params, held.tokens, held.unique_tokens))
+    x = np.maximum(np.log10(held.flops / data.flops[sub].max()), 0.0)
+    if not np.all(np.isfinite(e)):
+        return None
+
+    def nll(log_k):
+        v = sd**2 * (1 + (np.exp(log_k) * x) ** 2)
+        return float(np.sum(0.5 * e**2 / v + 0.5 * np.log(v)))
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-6, 4), method="bounded").x))
 
 
 def parametric_fit(method: str, data: FitData, idx: np.ndarray) -> MethodFit:
-    """One parametric law (``laws.parametric.FORMS``) with bootstrap refits from its minima."""
+    """One parametric law (``laws.parametric.FORMS``) on the runs its form selects, with
+    bootstrap refits from its minima and the extrapolation rate of its errors."""
+    form = parametric.FORMS[method]
+    keep = form.selects(data.params, data.tokens)
+    # a resample of all runs, restricted to the selected ones: the same pipeline per draw
+    weights = _weights(idx, len(data))[:, keep] if len(idx) else None
+    data = data.subset(keep)
     if len(data) < MIN_RUNS_PARAMETRIC:
-        raise LawError(f"{method} needs >= {MIN_RUNS_PARAMETRIC} runs, got {len(data)}")
+        kept = f" with D/N >= {form.min_tokens_per_param:g}" if form.min_tokens_per_param else ""
+        raise LawError(f"{method} needs >= {MIN_RUNS_PARAMETRIC} runs{kept}, got {len(data)}")
     if np.unique(data.params).size < 2 or np.unique(data.tokens).size < 2:
         raise LawError(f"{method} needs runs at >= 2 model sizes and >= 2 token counts")
     if method == "data_constrained" and not data.repeats_data:
         raise LawError("data_constrained: no run repeats its data (no unique_tokens < tokens)")
-    form = parametric.FORMS[method]
     args = (data.params, data.tokens, data.loss)
     law, minima = form.fit(*args, unique=data.unique_tokens)
-    boot = form.refit(minima[:3], *args, _weights(idx, len(data)),
-                      unique=data.unique_tokens) if len(idx) else []
-    return MethodFit(method, law, tuple(boot), residual_sd(law, data), len(data))
+    boot = form.refit(minima[:3], *args, weights, unique=data.unique_tokens) \
+        if weights is not None else []
+    sd = residual_sd(law, data, len(minima[0]))
+    kappa = extrapolation_kappa(
+        lambda sub: form.fit(sub.params, sub.tokens, sub.loss, unique=sub.unique_tokens)[0],
+        data, sd)
+    return MethodFit(method, law, tuple(boot), sd, len(data), kappa)
 
 
 def isoflop_fit(data: FitData, idx: np.ndarray) -> MethodFit:
@@ -149,7 +194,7 @@ def isoflop_fit(data: FitData, idx: np.ndarray) -> MethodFit:
     minima = isoflop_minima(data.budget, data.params, data.tokens, data.loss)
     r = [np.log(m.loss_min / law.optimal_loss(m.budget)) for m in minima if m is not None]
     sd = float(1.4826 * np.median(np.abs(r))) if r else 0.0
-    return MethodFit("isoflop", law, tuple(boot), sd, int(on_frontier.sum()))
+    return MethodFit("isoflop", law, tuple(boot), sd, int(on_frontier.sum()), None)
 
 
 def _method_entry(fit: MethodFit, k: float) -> dict:
