@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from scalinglab.utils import strict_json
+
 
 class JsonlLogger:
     """Appends one JSON object per logged step to ``RUN/metrics.jsonl``.
@@ -35,7 +37,7 @@ class JsonlLogger:
         self.path.write_text("".join(line + "\n" for line in keep))
 
     def log(self, row: dict) -> None:
-        self._fh.write(json.dumps(row) + "\n")
+        self._fh.write(strict_json.dumps(row) + "\n")
         self._fh.flush()
 
     def close(self) -> None:
