@@ -36,6 +36,12 @@ class JsonlLogger:
                 keep.append(line)
         self.path.write_text("".join(line + "\n" for line in keep))
 
+    def rewind(self, step: int) -> None:
+        """Drop the rows after ``step`` (a rollback to that step's checkpoint)."""
+        self._fh.close()
+        self._truncate_after(step)
+        self._fh = open(self.path, "a")
+
     def log(self, row: dict) -> None:
         self._fh.write(strict_json.dumps(row) + "\n")
         self._fh.flush()
