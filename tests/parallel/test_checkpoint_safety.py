@@ -130,6 +130,43 @@ def test_real_dcp_metadata_loads_and_needs_only_allowed_globals(tmp_path: Path) 
     assert all(torch.equal(got[k], extra[k]) for k in extra)
 
 
+class _Touch:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+def test_non_tensor_entry_with_pickled_code_is_refused(tmp_path: Path) -> None:
+    """torch's planner unpickles non-tensor entries with weights_only=False; ours does not."""
+    path, marker = tmp_path / "step-00000001", tmp_path / "pwned"
+    model = nn.Linear(4, 3)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    msd, osd = get_state_dict(model, opt, options=dckpt._OPTIONS)
+    lr_key = next(k for k in osd if k.endswith(".lr"))
+    osd[lr_key] = _Touch(marker)  # a crafted .distcp: the lr entry is code
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dcp.save({"model": msd, "optimizer": osd}, checkpoint_id=str(path))
+        fresh = nn.Linear(4, 3)
+        with pytest.raises(CheckpointError, match="lr: refusing pickled code"):
+            dckpt.load(path, fresh, torch.optim.AdamW(fresh.parameters(), lr=1e-3))
+    assert not marker.exists()
+
+
+def test_load_of_a_crafted_index_is_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "step-00000001"
+    _save_real_checkpoint(path)
+    (path / ".metadata").write_bytes(_call("torch.distributed.checkpoint.filesystem",
+                                           "os.system", f"touch {tmp_path / 'pwned'}"))
+    fresh = nn.Sequential(nn.Linear(4, 3), nn.LayerNorm(3))
+    with pytest.raises(CheckpointError, match=r"\.metadata: cannot read checkpoint index: "
+                                              r"refusing .*os\.system"):
+        dckpt.load(path, fresh, torch.optim.AdamW(fresh.parameters()))
+    assert not (tmp_path / "pwned").exists()
+
+
 def test_only_finished_checkpoints_count(tmp_path: Path) -> None:
     ckpts = tmp_path / "checkpoints"
     for name in ("step-00000003", "step-00000006", ".step-00000009.tmp"):

@@ -10,12 +10,14 @@ rank has finished, so a killed save never looks like a checkpoint.
 
 Loading runs no pickled code: DCP's ``.metadata`` index is a pickle of torch's own
 dataclasses, so it is read with an unpickler that admits only those classes (plus
-``torch.Size`` / dtypes / paths), and DCP itself reads the non-tensor entries with
-``torch.load(weights_only=True)``.
+``torch.Size`` / dtypes / paths); DCP reads tensors with ``torch.load(weights_only=True)``, and
+the non-tensor entries (optimiser hyper-parameters), which torch's own planner unpickles with
+``weights_only=False``, are read with ``weights_only=True`` too (``SafeLoadPlanner``).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -29,12 +31,15 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from safetensors.torch import save_file
 from torch import nn
+from torch.distributed.checkpoint.api import CheckpointException
+from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
 from torch.distributed.checkpoint.metadata import (
     BytesStorageMetadata,
     Metadata,
     StorageMeta,
     TensorStorageMetadata,
 )
+from torch.distributed.checkpoint.planner import ReadItem
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
@@ -121,6 +126,37 @@ class SafeFileSystemReader(dcp.FileSystemReader):
         return metadata
 
 
+class SafeLoadPlanner(DefaultLoadPlanner):
+    """DCP's default load planner, except that non-tensor entries are unpickled with
+    ``weights_only=True``: torch's ``load_bytes`` uses ``weights_only=False``, which runs any
+    code that a crafted ``.distcp`` file holds."""
+
+    def load_bytes(self, read_item: ReadItem, value: io.BytesIO) -> None:
+        try:
+            obj = torch.load(value, weights_only=True)
+        except pickle.UnpicklingError as e:
+            first = str(e).strip().splitlines()[0]
+            raise CheckpointError(f"checkpoint entry {read_item.dest_index.fqn}: refusing "
+                                  f"pickled code ({first})") from None
+        # Hand torch's planner (which places the value in the nested state dict) a re-saved
+        # copy: it holds only what the restricted load produced, so its unsafe load is safe.
+        clean = io.BytesIO()
+        torch.save(obj, clean)
+        clean.seek(0)
+        super().load_bytes(read_item, clean)
+
+
+def _first_failure(path: Path, e: CheckpointException) -> CheckpointError:
+    """One line for the CLI: our own error if a rank raised one, else the first rank's."""
+    errors = [exc for exc, _ in e.failures.values()]
+    for exc in errors:
+        if isinstance(exc, CheckpointError):
+            return exc
+    first = errors[0] if errors else e
+    msg = (str(first).strip().splitlines() or [""])[0]
+    return CheckpointError(f"{path}: cannot load checkpoint: {type(first).__name__}: {msg}")
+
+
 def checkpoint_dirs(run_dir: str | Path) -> list[int]:
     """Steps of the complete distributed checkpoints in ``run_dir``, oldest first."""
     d = Path(run_dir) / CHECKPOINT_DIR
@@ -163,7 +199,11 @@ def load(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict
     # Empty state dicts in this layout's shapes and shards; DCP fills them from the files.
     msd, osd = get_state_dict(model, optimizer, options=_OPTIONS)
     state = {"model": msd, "optimizer": osd}
-    dcp.load(state, storage_reader=SafeFileSystemReader(str(path)))
+    try:
+        dcp.load(state, storage_reader=SafeFileSystemReader(str(path)),
+                 planner=SafeLoadPlanner())
+    except CheckpointException as e:  # a BaseException holding each rank's error
+        raise _first_failure(path, e) from None
     set_state_dict(model, optimizer, model_state_dict=state["model"],
                    optim_state_dict=state["optimizer"], options=_OPTIONS)
     return json.loads((path / TRAINER_STATE).read_text())
