@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
+from scalinglab.utils import strict_json
+
 
 def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write(strict_json.dumps(data, indent=2))
     sys.stdout.write("\n")
 
 

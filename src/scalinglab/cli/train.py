@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from pathlib import Path
 
 from scalinglab.cli.common import print_json
@@ -59,11 +60,14 @@ def run(args) -> int:
         summary = train(cfg, progress=not args.quiet)
     if args.json:
         print_json(summary)
+    elif summary.get("status") == "diverged":
+        print(f"run {cfg.out} diverged: {summary.get('reason')}; summary.json has "
+              "status: diverged", file=sys.stderr)
     else:
         print(f"run {cfg.out}: {summary['steps']} steps, {summary['tokens']:,} tokens, "
               f"train loss {summary['final_train_loss']:.4f}, "
               f"val loss {summary['final_val_loss']:.4f}, {summary['wall_time_s']:.1f}s")
-    return 0
+    return 1 if summary.get("status") == "diverged" else 0
 
 
 def _distributed(cfg: TrainConfig) -> bool:

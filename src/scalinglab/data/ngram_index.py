@@ -36,6 +36,7 @@ import numpy as np
 
 from scalinglab.data.text_hash import hash_words, ngram_hashes, normalize_words
 from scalinglab.errors import ScalinglabError
+from scalinglab.utils import strict_json
 
 __all__ = ["NgramIndex", "normalize_words", "query_n"]
 
@@ -139,7 +140,7 @@ class NgramIndex:
         for name, arr in (("words", self.words), ("offsets", self.offsets),
                           ("grams", grams), ("doc_freq", freq)):
             np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
-        (tmp / "header.json").write_text(json.dumps(self.header(), indent=2) + "\n")
+        (tmp / "header.json").write_text(strict_json.dumps(self.header(), indent=2) + "\n")
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

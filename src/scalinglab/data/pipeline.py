@@ -51,6 +51,7 @@ from scalinglab.data.steps.decontam import DecontamConfig, Decontaminate
 from scalinglab.data.steps.dedup import DedupConfig
 from scalinglab.data.steps.filters import QualityConfig, RepetitionConfig
 from scalinglab.errors import ScalinglabError
+from scalinglab.utils import strict_json
 
 STATS_FILE = "stats.json"
 
@@ -97,7 +98,7 @@ def build_steps(cfg: PrepareConfig) -> list[PipelineStep]:
 
 
 def doc_to_json(doc: Document) -> str:
-    return json.dumps({"text": doc.text, "id": doc.id, "source": doc.source,
+    return strict_json.dumps({"text": doc.text, "id": doc.id, "source": doc.source,
                        "metadata": doc.metadata}, ensure_ascii=False)
 
 
@@ -186,7 +187,7 @@ def _done_stats(part: Part, out: Path) -> dict[str, Any] | None:
 def _run_and_mark(part: Part, steps: list[PipelineStep], out: Path, bar) -> dict[str, Any]:
     stats = _run_part(part, steps, out, bar)
     marker = out / "parts" / f"{part.key}.done.json"
-    atomic_write_bytes(marker, (json.dumps(stats) + "\n").encode())  # after the output
+    atomic_write_bytes(marker, (strict_json.dumps(stats) + "\n").encode())  # after the output
     return stats
 
 
@@ -238,7 +239,7 @@ def _check_config(cfg: PrepareConfig, out: Path) -> None:
             raise ScalinglabError(f"{out}: holds a corpus prepared with another config "
                                   f"({path}); use another --out or delete it")
     else:
-        atomic_write_bytes(path, (json.dumps(cfg.as_dict(), indent=2) + "\n").encode())
+        atomic_write_bytes(path, (strict_json.dumps(cfg.as_dict(), indent=2) + "\n").encode())
 
 
 def prepare(cfg: PrepareConfig) -> dict[str, Any]:
@@ -279,7 +280,7 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
                                     stats["mixture"])
     stats.update(finish_corpus(out, steps, cfg.ngram_index))
     stats["elapsed_s"] = time.perf_counter() - start
-    atomic_write_bytes(out / STATS_FILE, (json.dumps(stats, indent=2) + "\n").encode())
+    atomic_write_bytes(out / STATS_FILE, (strict_json.dumps(stats, indent=2) + "\n").encode())
     return stats
 
 

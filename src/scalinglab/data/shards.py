@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import ScalinglabError
+from scalinglab.utils import strict_json
 
 SHARD_FORMAT = "scalinglab-shard"
 SHARD_VERSION = 1
@@ -62,7 +63,7 @@ def write_shard(directory: str | Path, split: str, index: int, tokens: np.ndarra
         "num_docs": int(num_docs if num_docs is not None else (arr == eot_id).sum()),
         "vocab_size": int(vocab_size), "eot_id": int(eot_id),
     }
-    atomic_write_bytes(stem.with_suffix(".json"), (json.dumps(header) + "\n").encode())
+    atomic_write_bytes(stem.with_suffix(".json"), (strict_json.dumps(header) + "\n").encode())
     return stem.with_suffix(".bin")
 
 

@@ -26,6 +26,7 @@ from scalinglab.config import Config
 from scalinglab.data.pipeline import STATS_FILE, AtomicLineWriter, read_jsonl_docs
 from scalinglab.data.shards import atomic_write_bytes, write_shard
 from scalinglab.errors import ScalinglabError
+from scalinglab.utils import strict_json
 
 EOT_TOKEN = "<|endoftext|>"
 TRAIN_INDEX_DIR = "ngram_index"
@@ -159,7 +160,7 @@ def tokenize_corpus(cfg: TokenizeConfig) -> dict[str, Any]:
                     done[split] = {"tokens": int(tokens.size), "docs": docs, "bytes": nbytes,
                                    "eot_removed_from_text": removed}
                     new_tokens += int(tokens.size)
-                atomic_write_bytes(marker, json.dumps(done).encode())
+                atomic_write_bytes(marker, strict_json.dumps(done).encode())
             for split, counts in done.items():
                 for k, v in counts.items():
                     totals[split][k] += v
@@ -168,7 +169,7 @@ def tokenize_corpus(cfg: TokenizeConfig) -> dict[str, Any]:
     if cfg.ngram_index:
         _write_train_index(out, files, val_ids)
     meta = _meta(cfg, vocab, eot, totals, elapsed, new_tokens)
-    atomic_write_bytes(out / "meta.json", (json.dumps(meta, indent=2) + "\n").encode())
+    atomic_write_bytes(out / "meta.json", (strict_json.dumps(meta, indent=2) + "\n").encode())
     return meta
 
 
@@ -181,7 +182,7 @@ def _check_settings(cfg: TokenizeConfig, out: Path, vocab: int) -> None:
     if path.exists() and json.loads(path.read_text()) != mine:
         raise ScalinglabError(f"{out}: holds shards from other settings ({path}); "
                               "use another --out or delete it")
-    atomic_write_bytes(path, json.dumps(mine).encode())
+    atomic_write_bytes(path, strict_json.dumps(mine).encode())
 
 
 def _write_val_docs(out: Path, files: list[Path], val_ids: set[str]) -> None:
@@ -190,7 +191,7 @@ def _write_val_docs(out: Path, files: list[Path], val_ids: set[str]) -> None:
     for f in files:
         for d in read_jsonl_docs(f):
             if d.id in val_ids and not d.metadata.get("copy"):
-                writer.write(json.dumps({"text": d.text, "id": d.id, "source": d.source},
+                writer.write(strict_json.dumps({"text": d.text, "id": d.id, "source": d.source},
                                         ensure_ascii=False))
     writer.commit()
 

@@ -10,12 +10,14 @@ rank has finished, so a killed save never looks like a checkpoint.
 
 Loading runs no pickled code: DCP's ``.metadata`` index is a pickle of torch's own
 dataclasses, so it is read with an unpickler that admits only those classes (plus
-``torch.Size`` / dtypes / paths), and DCP itself reads the non-tensor entries with
-``torch.load(weights_only=True)``.
+``torch.Size`` / dtypes / paths); DCP reads tensors with ``torch.load(weights_only=True)``, and
+the non-tensor entries (optimiser hyper-parameters), which torch's own planner unpickles with
+``weights_only=False``, are read with ``weights_only=True`` too (``SafeLoadPlanner``).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -29,7 +31,15 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from safetensors.torch import save_file
 from torch import nn
-from torch.distributed.checkpoint.metadata import Metadata, StorageMeta
+from torch.distributed.checkpoint.api import CheckpointException
+from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
+from torch.distributed.checkpoint.metadata import (
+    BytesStorageMetadata,
+    Metadata,
+    StorageMeta,
+    TensorStorageMetadata,
+)
+from torch.distributed.checkpoint.planner import ReadItem
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
@@ -47,20 +57,54 @@ _OPTIONS = StateDictOptions(flatten_optimizer_state_dict=True)
 TRAINER_STATE = "trainer.json"
 
 
-class _MetadataUnpickler(pickle.Unpickler):
-    """Admits DCP's metadata classes and the few torch / stdlib types they hold, nothing else."""
+def _torch_dtypes() -> set[tuple[str, str]]:
+    return {("torch", n) for n, v in vars(torch).items() if isinstance(v, torch.dtype)}
 
-    SAFE = {("torch", "Size"), ("torch.serialization", "_get_layout"),
-            ("pathlib", "PosixPath"), ("pathlib", "PurePosixPath"), ("pathlib", "WindowsPath"),
-            ("collections", "OrderedDict")}
+
+_DCP_METADATA = "torch.distributed.checkpoint.metadata"
+
+
+class _MetadataUnpickler(pickle.Unpickler):
+    """Admits DCP's metadata classes and the few torch / stdlib types they hold, nothing else.
+
+    Exact (module, name) pairs only: protocol 4 resolves dotted names through attributes, so
+    a prefix rule on the module admits ``("torch.distributed.checkpoint.filesystem",
+    "os.system")``. The list is what torch's FileSystemWriter pickles into ``.metadata``
+    (checked against a real save in tests/parallel/test_checkpoint_safety.py).
+    """
+
+    SAFE = frozenset({
+        *((_DCP_METADATA, n) for n in (
+            "Metadata", "MetadataIndex", "StorageMeta", "TensorProperties",
+            "TensorStorageMetadata", "BytesStorageMetadata", "ChunkStorageMetadata",
+            "_MEM_FORMAT_ENCODING")),
+        ("torch.distributed.checkpoint.filesystem", "_StorageInfo"),
+        ("torch", "Size"), ("torch.serialization", "_get_layout"),
+        # checkpoint_id is a Path; Python 3.13 pickles pathlib classes from pathlib._local
+        *((m, n) for m in ("pathlib", "pathlib._local")
+          for n in ("PosixPath", "PurePosixPath", "WindowsPath", "PureWindowsPath")),
+        ("collections", "OrderedDict"),
+        *_torch_dtypes(),
+    })
 
     def find_class(self, module: str, name: str):
-        ok = (module, name) in self.SAFE or module.startswith("torch.distributed.checkpoint.")
-        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
-            ok = True
-        if not ok:
+        if (module, name) not in self.SAFE:
             raise pickle.UnpicklingError(f"refusing {module}.{name} in checkpoint metadata")
         return super().find_class(module, name)
+
+
+def _check_index(path: Path, metadata: Any) -> None:
+    """The shape DCP expects, so that a hand-made index fails here in one line and not deep
+    inside the load: a Metadata whose entries map names to tensor or bytes metadata."""
+    if not isinstance(metadata, Metadata):
+        raise CheckpointError(f"{path}: not a checkpoint index (holds a "
+                              f"{type(metadata).__name__})")
+    entries = metadata.state_dict_metadata
+    ok = isinstance(entries, dict) and all(
+        isinstance(k, str) and isinstance(v, (TensorStorageMetadata, BytesStorageMetadata))
+        for k, v in entries.items())
+    if not ok or not isinstance(metadata.storage_data, (dict, type(None))):
+        raise CheckpointError(f"{path}: malformed checkpoint index")
 
 
 class SafeFileSystemReader(dcp.FileSystemReader):
@@ -71,12 +115,46 @@ class SafeFileSystemReader(dcp.FileSystemReader):
         try:
             with open(path, "rb") as f:
                 metadata = _MetadataUnpickler(f).load()
-        except (OSError, pickle.UnpicklingError, EOFError) as e:
+        # An allowed class called with hostile arguments fails in its own way (KeyError from
+        # _get_layout, TypeError from a dataclass): every failure is one line naming the file.
+        except Exception as e:  # noqa: BLE001
             raise CheckpointError(f"{path}: cannot read checkpoint index: {e}") from None
+        _check_index(path, metadata)
         if getattr(metadata, "storage_meta", None) is None:
             metadata.storage_meta = StorageMeta()
         metadata.storage_meta.load_id = self.load_id
         return metadata
+
+
+class SafeLoadPlanner(DefaultLoadPlanner):
+    """DCP's default load planner, except that non-tensor entries are unpickled with
+    ``weights_only=True``: torch's ``load_bytes`` uses ``weights_only=False``, which runs any
+    code that a crafted ``.distcp`` file holds."""
+
+    def load_bytes(self, read_item: ReadItem, value: io.BytesIO) -> None:
+        try:
+            obj = torch.load(value, weights_only=True)
+        except pickle.UnpicklingError as e:
+            first = str(e).strip().splitlines()[0]
+            raise CheckpointError(f"checkpoint entry {read_item.dest_index.fqn}: refusing "
+                                  f"pickled code ({first})") from None
+        # Hand torch's planner (which places the value in the nested state dict) a re-saved
+        # copy: it holds only what the restricted load produced, so its unsafe load is safe.
+        clean = io.BytesIO()
+        torch.save(obj, clean)
+        clean.seek(0)
+        super().load_bytes(read_item, clean)
+
+
+def _first_failure(path: Path, e: CheckpointException) -> CheckpointError:
+    """One line for the CLI: our own error if a rank raised one, else the first rank's."""
+    errors = [exc for exc, _ in e.failures.values()]
+    for exc in errors:
+        if isinstance(exc, CheckpointError):
+            return exc
+    first = errors[0] if errors else e
+    msg = (str(first).strip().splitlines() or [""])[0]
+    return CheckpointError(f"{path}: cannot load checkpoint: {type(first).__name__}: {msg}")
 
 
 def checkpoint_dirs(run_dir: str | Path) -> list[int]:
@@ -121,7 +199,11 @@ def load(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict
     # Empty state dicts in this layout's shapes and shards; DCP fills them from the files.
     msd, osd = get_state_dict(model, optimizer, options=_OPTIONS)
     state = {"model": msd, "optimizer": osd}
-    dcp.load(state, storage_reader=SafeFileSystemReader(str(path)))
+    try:
+        dcp.load(state, storage_reader=SafeFileSystemReader(str(path)),
+                 planner=SafeLoadPlanner())
+    except CheckpointException as e:  # a BaseException holding each rank's error
+        raise _first_failure(path, e) from None
     set_state_dict(model, optimizer, model_state_dict=state["model"],
                    optim_state_dict=state["optimizer"], options=_OPTIONS)
     return json.loads((path / TRAINER_STATE).read_text())

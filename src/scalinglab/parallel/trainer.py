@@ -44,12 +44,22 @@ from scalinglab.train.callbacks import (
 from scalinglab.train.config import TrainConfig
 from scalinglab.train.data import TokenWindows
 from scalinglab.train.optim import build_optimizer, lr_at
-from scalinglab.train.trainer import Trainer, plan_run
+from scalinglab.train.trainer import (
+    Trainer,
+    _patch_missing_config_keys,
+    plan_run,
+    spike_callbacks,
+)
 from scalinglab.utils.hardware import peak_flops
 
 
 class DistCheckpointCallback(Callback):
-    """Saves a sharded checkpoint every ``checkpoint_every`` steps and at the end (collective)."""
+    """Saves a sharded checkpoint every ``checkpoint_every`` steps and at the end (collective),
+    and at step 0 under ``nan_policy=rollback`` (a state to go back to)."""
+
+    def on_start(self, trainer: DistributedTrainer, resume_step: int | None) -> None:
+        if trainer.cfg.nan_policy == "rollback" and resume_step is None:
+            trainer.save_checkpoint()
 
     def post_step(self, trainer: DistributedTrainer, metrics: dict[str, Any]) -> None:
         if trainer.step % trainer.checkpoint_every == 0 or trainer.step == trainer.plan.steps:
@@ -80,6 +90,7 @@ class DistributedTrainer(Trainer):
         self.step, self.elapsed = 0, 0.0
         self.last_val_loss: float | None = None
         self.last_val_step = -1
+        self._init_divergence_state()
         self.callbacks = callbacks if callbacks is not None else self._callbacks(progress)
 
     def _init_layout(self, world: int) -> None:
@@ -129,7 +140,7 @@ class DistributedTrainer(Trainer):
         """Evaluation and checkpoints are collective (every rank); logging is rank 0's."""
         if self.rank != 0:
             return [EvalCallback(), DistCheckpointCallback()]
-        cbs: list[Callback] = [EvalCallback(), MetricsCallback()]
+        cbs: list[Callback] = [EvalCallback(), *spike_callbacks(self.cfg), MetricsCallback()]
         if progress:
             cbs.append(ProgressCallback())
         return [*cbs, DistCheckpointCallback()]
@@ -155,18 +166,16 @@ class DistributedTrainer(Trainer):
         lr = lr_at(self.step, self.plan.steps, self.cfg)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        first = self.step * self.plan.batch_seqs + self.dp_rank * self.local_batch
+        first = ((self.step + self.data_offset) * self.plan.batch_seqs
+                 + self.dp_rank * self.local_batch)
         x, y = self.train_data.batch(first, self.local_batch)  # (local_batch, T) each
         if self.schedule is not None:
             loss = self._pipeline_step(x, y)
         else:
             loss = self._accumulate(x, y)
         grad_norm = self._clip_gradients()
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.step += 1
-        return {"step": self.step, "lr": lr, "train_loss": self._mean_over_ranks(loss),
-                "grad_norm": float(grad_norm)}
+        # Both are global (all-reduced), so every rank takes the same decision in _apply_step.
+        return self._apply_step(lr, self._mean_over_ranks(loss), float(grad_norm))
 
     def _accumulate(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         micro = self.local_batch // self.n_micro
@@ -291,7 +300,8 @@ class DistributedTrainer(Trainer):
     def trainer_state(self) -> dict[str, Any]:
         return {"step": self.step, "samples_seen": self.step * self.plan.batch_seqs,
                 "elapsed": self.elapsed, "last_val_loss": self.last_val_loss,
-                "last_val_step": self.last_val_step, "parallel": self.dims.as_dict()}
+                "last_val_step": self.last_val_step, "data_offset": self.data_offset,
+                "nonfinite_steps": self.nonfinite_steps, "parallel": self.dims.as_dict()}
 
     def save_checkpoint(self) -> None:
         dckpt.save(self.run_dir, self.step, self.model, self.optimizer, self.trainer_state(),
@@ -302,7 +312,9 @@ class DistributedTrainer(Trainer):
         config_path = self.run_dir / "config.json"
         dist.barrier()
         mine = _without_layout(self.cfg.as_dict())
-        if config_path.exists() and _without_layout(json.loads(config_path.read_text())) != mine:
+        saved = config_path.exists() and _patch_missing_config_keys(
+            json.loads(config_path.read_text()))
+        if saved and _without_layout(saved) != mine:
             raise ConfigError(f"{self.run_dir}: holds a run with a different config; "
                               "use another --out")
         if ckpt.checkpoint_steps(self.run_dir):
@@ -323,6 +335,8 @@ class DistributedTrainer(Trainer):
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         self.last_val_loss = state.get("last_val_loss")
         self.last_val_step = int(state.get("last_val_step", -1))
+        self.data_offset = int(state.get("data_offset", 0))
+        self.nonfinite_steps = int(state.get("nonfinite_steps", 0))
         return self.step
 
     def _run_steps(self) -> None:

@@ -225,7 +225,8 @@ def load_study(study: str | Path) -> FitData:
     for line, r in enumerate(rows, start=2):
         where = f"{path}:{line}"
         if r["status"] != "complete":
-            skipped[r["status"] or "no status"] = skipped.get(r["status"] or "no status", 0) + 1
+            why = "diverged" if (r.get("error") or "").startswith("diverged") else r["status"]
+            skipped[why or "no status"] = skipped.get(why or "no status", 0) + 1
             continue
         loss = _number(r["final_val_loss"], where, "final_val_loss", allow_empty=True)
         if math.isnan(loss):

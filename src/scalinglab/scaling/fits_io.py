@@ -35,7 +35,7 @@ def write_fits(path: str | Path, fits: dict) -> Path:
     """Write ``fits`` atomically (tmp file + os.replace) as strict JSON."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(clean_json(fits), indent=2) + "\n")
+    tmp.write_text(json.dumps(clean_json(fits), indent=2, allow_nan=False) + "\n")
     os.replace(tmp, path)
     return path
 

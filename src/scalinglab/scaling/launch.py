@@ -22,7 +22,13 @@ from tqdm import tqdm
 
 from scalinglab.config import ConfigError
 from scalinglab.errors import ScalinglabError
-from scalinglab.scaling.study import extend_brackets, run_dir, run_status, write_study_csv
+from scalinglab.scaling.study import (
+    divergence,
+    extend_brackets,
+    run_dir,
+    run_status,
+    write_study_csv,
+)
 from scalinglab.scaling.sweep import RunSpec, SlurmConfig, load_plan, load_sweep_config
 from scalinglab.train.checkpoint import atomic_write_json
 
@@ -34,7 +40,8 @@ def execute_run(train_cfg: dict[str, Any], threads: int = 0,
     """Train one run from its TrainConfig dict; a failure is written to ``error.json``.
 
     Top-level and fed plain data so that it pickles for worker processes and Slurm jobs.
-    Returns ``{"status": "complete", **summary}`` or ``{"status": "failed", "error": ...}``.
+    Returns ``{"status": "complete", **summary}`` or ``{"status": "failed", "error": ...}``
+    (a diverged run is failed: its summary.json says why and at which step).
     """
     import torch  # imported here so planning and the CLI stay light
 
@@ -53,6 +60,8 @@ def execute_run(train_cfg: dict[str, Any], threads: int = 0,
                                                "traceback": traceback.format_exc()})
         return {"status": "failed", "error": message}
     (out / "error.json").unlink(missing_ok=True)
+    if summary.get("status") == "diverged":
+        return {**summary, "status": "failed", "error": divergence(out)}
     return {**summary, "status": "complete"}
 
 
@@ -70,8 +79,9 @@ def pending_runs(study: str | Path, retry_failed: bool = False) -> list[RunSpec]
     for spec in load_plan(study):
         status = run_status(study, spec.run_id)
         if status == "failed" and retry_failed:
-            (run_dir(study, spec.run_id) / "error.json").unlink()
-            status = "pending"
+            # A diverged run stays failed: the same config diverges the same way again.
+            (run_dir(study, spec.run_id) / "error.json").unlink(missing_ok=True)
+            status = run_status(study, spec.run_id)
         if status == "pending":
             todo.append(spec)
     return todo

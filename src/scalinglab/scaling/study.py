@@ -1,7 +1,8 @@
 """A study's results: run status, ``study.csv`` and adaptive bracketing of IsoFLOP grids.
 
 A run is ``complete`` when its directory holds ``summary.json`` (the trainer writes it last),
-``failed`` when it holds ``error.json`` (written by the sweep runner) and no summary, and
+``failed`` when it holds ``error.json`` (written by the sweep runner) and no summary, or a
+summary that says ``status: diverged`` (the reason goes to the ``error`` column), and
 ``pending`` otherwise (never started, or killed mid-run: it resumes from its checkpoint).
 
 ``study.csv`` has one row per complete or failed run, with exactly the columns of
@@ -13,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -47,10 +49,18 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def divergence(d: Path) -> str | None:
+    """``"diverged at step N: reason"`` when run directory ``d`` ended diverged, else None."""
+    s = read_json(d / "summary.json") or {}
+    if s.get("status") != "diverged":
+        return None
+    return f"diverged at step {s.get('diverged_step')}: {s.get('reason', 'non-finite loss')}"
+
+
 def run_status(study: str | Path, run_id: str) -> str:
     d = run_dir(study, run_id)
     if (d / "summary.json").exists():
-        return "complete"
+        return "failed" if divergence(d) else "complete"
     if (d / "error.json").exists():
         return "failed"
     return "pending"
@@ -85,7 +95,8 @@ def study_row(study: str | Path, spec: RunSpec, convention: str) -> dict[str, An
         row.update({k: _fmt(v) for k, v in
                     all_conventions(model, tokens, spec.train.get("seq_len") or None).items()})
         err = read_json(d / "error.json") or {}
-        row["error"] = str(err.get("error", "unknown error")).replace("\n", " ")[:500]
+        reason = divergence(d) or err.get("error", "unknown error")
+        row["error"] = str(reason).replace("\n", " ")[:500]
     return row
 
 
@@ -140,11 +151,16 @@ def _parse(v: str) -> Any:
 
 
 def _final_loss(study: str | Path, spec: RunSpec) -> float | None:
+    """The run's final (val, else train) loss; None unless it is complete and finite, so
+    bracketing never takes min() over a diverged run's NaN."""
     s = read_json(run_dir(study, spec.run_id) / "summary.json")
-    if not s:
+    if not s or s.get("status", "complete") != "complete":
         return None
-    loss = s.get("final_val_loss")
-    return loss if loss is not None else s.get("final_train_loss")
+    for key in ("final_val_loss", "final_train_loss"):
+        loss = s.get(key)
+        if isinstance(loss, int | float) and math.isfinite(loss):
+            return float(loss)
+    return None
 
 
 def edge_extensions(study: str | Path, cfg: SweepConfig,

@@ -32,6 +32,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 
 from scalinglab.config import Config
 from scalinglab.errors import ScalinglabError
+from scalinglab.utils import strict_json
 
 EOT = "<|endoftext|>"
 _PUA = 0xF0000  # supplementary private-use plane: one character per stage-1 token id
@@ -190,5 +191,5 @@ def save_tokenizer(tok: Tokenizer, path: str | Path, stats: dict) -> None:
     os.replace(tmp, path)
     stats_path = path.with_name(path.stem + ".stats.json")
     stats_tmp = stats_path.with_name(stats_path.name + ".tmp")
-    stats_tmp.write_text(json.dumps(stats, indent=2) + "\n")
+    stats_tmp.write_text(strict_json.dumps(stats, indent=2) + "\n")
     os.replace(stats_tmp, stats_path)

@@ -2,16 +2,21 @@
 
 Each hook receives the trainer; ``post_step`` also receives the step's metrics dict, which
 earlier callbacks may extend (the evaluator adds ``val_loss`` before the logger writes).
+``on_event`` receives what ``nan_policy`` did with a rejected step: ``{"step", "event":
+"nonfinite", "loss", "grad_norm", "action": stop|skip|rollback}`` (a rollback's ``step`` is
+the step it went back to, ``at_step`` the rejected one).
 """
 
 from __future__ import annotations
 
+import statistics
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from scalinglab.train import checkpoint as ckpt
-from scalinglab.train.metrics import JsonlLogger
+from scalinglab.train.metrics import JsonlLogger, read_metrics
 
 if TYPE_CHECKING:
     from scalinglab.train.trainer import Trainer
@@ -24,6 +29,9 @@ class Callback:
         pass
 
     def post_step(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        pass
+
+    def on_event(self, trainer: Trainer, event: dict[str, Any]) -> None:
         pass
 
     def on_end(self, trainer: Trainer, summary: dict[str, Any]) -> None:
@@ -51,12 +59,23 @@ class MetricsCallback(Callback):
     def post_step(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         self.logger.log(metrics)
 
+    def on_event(self, trainer: Trainer, event: dict[str, Any]) -> None:
+        if event["action"] == "rollback":  # the curve continues from the checkpoint's step
+            self.logger.rewind(event["step"])
+        self.logger.log(event)
+
     def on_end(self, trainer: Trainer, summary: dict[str, Any]) -> None:
         self.logger.close()
 
 
 class CheckpointCallback(Callback):
-    """Saves the full training state every ``checkpoint_every`` steps and at the end."""
+    """Saves the full training state every ``checkpoint_every`` steps and at the end (and at
+    step 0 under ``nan_policy=rollback``, so that there is always a state to go back to)."""
+
+    def on_start(self, trainer: Trainer, resume_step: int | None) -> None:
+        if trainer.cfg.nan_policy == "rollback" and resume_step is None:
+            ckpt.save_checkpoint(trainer.run_dir, trainer.step, trainer.state_dict(),
+                                 trainer.cfg.keep_checkpoints)
 
     def post_step(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         if _due(trainer.step, trainer.checkpoint_every, trainer.plan.steps):
@@ -81,5 +100,40 @@ class ProgressCallback(Callback):
         self.bar.set_postfix(post, refresh=False)
         self.bar.update(1)
 
+    def on_event(self, trainer: Trainer, event: dict[str, Any]) -> None:
+        if event["action"] != "stop":
+            self.bar.n = trainer.step
+            self.bar.refresh()
+
     def on_end(self, trainer: Trainer, summary: dict[str, Any]) -> None:
         self.bar.close()
+
+
+class SpikeCallback(Callback):
+    """Marks a step's metrics row as a ``loss_spike`` event when its training loss exceeds
+    ``factor`` x the median of the previous ``window`` losses (after at least 10 of them:
+    the first steps' loss falls too fast for a median to mean anything)."""
+
+    def __init__(self, factor: float, window: int):
+        self.factor, self.window = factor, window
+
+    def on_start(self, trainer: Trainer, resume_step: int | None) -> None:
+        # Rows after the resume step are about to be dropped by the logger: ignore them.
+        try:
+            rows = read_metrics(trainer.run_dir) if resume_step else []
+        except ValueError:  # a torn last line from a kill: start the median afresh
+            rows = []
+        self.recent = deque((r["train_loss"] for r in rows
+                             if "train_loss" in r and r["step"] <= resume_step), self.window)
+
+    def post_step(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        loss = metrics["train_loss"]
+        if len(self.recent) >= min(10, self.window):
+            median = statistics.median(self.recent)
+            if loss > self.factor * median:
+                metrics.update(event="loss_spike", spike_median=median)
+        self.recent.append(loss)
+
+    def on_event(self, trainer: Trainer, event: dict[str, Any]) -> None:
+        if event["action"] == "rollback":
+            self.recent.clear()

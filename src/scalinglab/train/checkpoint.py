@@ -8,7 +8,6 @@ exported as ``RUN/model.safetensors`` beside ``RUN/model_config.json`` for evalu
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -20,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from scalinglab.errors import ScalinglabError
 from scalinglab.model.config import ModelConfig
 from scalinglab.model.transformer import Transformer
+from scalinglab.utils import strict_json
 
 CHECKPOINT_DIR = "checkpoints"
 _STEP_RE = re.compile(r"step-(\d+)\.pt$")
@@ -37,7 +37,7 @@ def _atomic(path: Path, write) -> None:
 
 
 def atomic_write_json(path: str | Path, data: Any) -> None:
-    _atomic(Path(path), lambda p: Path(p).write_text(json.dumps(data, indent=2) + "\n"))
+    _atomic(Path(path), lambda p: Path(p).write_text(strict_json.dumps(data, indent=2) + "\n"))
 
 
 def checkpoint_steps(run_dir: str | Path) -> list[int]:

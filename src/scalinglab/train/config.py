@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 
 from scalinglab.config import Config, ConfigError
 from scalinglab.model.accounting import FlopConvention
 from scalinglab.model.config import ModelConfig
 from scalinglab.parallel.config import ParallelConfig
+
+
+class NanPolicy(enum.StrEnum):
+    """What the trainer does with a step whose loss or gradient norm is NaN or infinite.
+
+    The step itself is never applied (its update would turn every weight into NaN).
+    """
+
+    stop = "stop"
+    """End the run at once: ``summary.json`` says ``status: diverged`` and the step."""
+    skip = "skip"
+    """Drop the batch and go on; after ``nan_retries`` dropped batches the run diverges."""
+    rollback = "rollback"
+    """Reload the newest checkpoint, skip every batch since it (the offending one
+    included) and go on; after ``nan_retries`` rollbacks the run diverges."""
 
 
 @dataclasses.dataclass
@@ -67,6 +83,15 @@ class TrainConfig(Config):
     """Peak FLOP/s that MFU is measured against; 0 means look up or measure it."""
     threads: int = 0
     """CPU threads for torch; 0 keeps torch's default."""
+    nan_policy: NanPolicy = NanPolicy.stop
+    """stop, skip or rollback: what a step with a non-finite loss or gradient norm does."""
+    nan_retries: int = 3
+    """Non-finite steps survived (skipped batches or rollbacks) before the run is diverged."""
+    spike_factor: float = 0.0
+    """Log a ``loss_spike`` event when the train loss exceeds this multiple of its running
+    median (0 disables; 2 is a reasonable value)."""
+    spike_window: int = 50
+    """Steps in that running median."""
     parallel: ParallelConfig = dataclasses.field(default_factory=ParallelConfig)
     """Layout over torchrun's processes (see ``scalinglab.parallel``); all 1: one process."""
 
@@ -83,6 +108,9 @@ class TrainConfig(Config):
             "eval_every": self.eval_every >= 0, "eval_tokens": self.eval_tokens > 0,
             "checkpoint_every": self.checkpoint_every >= 0,
             "keep_checkpoints": self.keep_checkpoints >= 1, "threads": self.threads >= 0,
+            "nan_retries": self.nan_retries >= 0,
+            "spike_factor": self.spike_factor == 0 or self.spike_factor > 1,
+            "spike_window": self.spike_window >= 1,
         }
         for name, ok in checks.items():
             if not ok:

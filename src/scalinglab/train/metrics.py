@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from scalinglab.utils import strict_json
+
 
 class JsonlLogger:
     """Appends one JSON object per logged step to ``RUN/metrics.jsonl``.
@@ -34,8 +36,14 @@ class JsonlLogger:
                 keep.append(line)
         self.path.write_text("".join(line + "\n" for line in keep))
 
+    def rewind(self, step: int) -> None:
+        """Drop the rows after ``step`` (a rollback to that step's checkpoint)."""
+        self._fh.close()
+        self._truncate_after(step)
+        self._fh = open(self.path, "a")
+
     def log(self, row: dict) -> None:
-        self._fh.write(json.dumps(row) + "\n")
+        self._fh.write(strict_json.dumps(row) + "\n")
         self._fh.flush()
 
     def close(self) -> None:

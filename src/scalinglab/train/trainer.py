@@ -3,8 +3,12 @@ callbacks.
 
 A run directory holds ``config.json`` (the resolved TrainConfig), ``metrics.jsonl``,
 ``checkpoints/``, ``model.safetensors`` + ``model_config.json`` and, written last and
-atomically, ``summary.json``. A run whose ``summary.json`` exists is complete; a run with a
-checkpoint resumes from it, and on CPU its loss curve is bit-identical to an uninterrupted run.
+atomically, ``summary.json``. A run whose ``summary.json`` exists is finished (``status``
+``complete``, or ``diverged`` with the step); a run with a checkpoint resumes from it, and on
+CPU its loss curve is bit-identical to an uninterrupted run.
+
+A step whose loss or gradient norm is not finite is never applied; ``cfg.nan_policy`` then
+stops the run, skips the batch, or rolls back to the newest checkpoint (see ``NanPolicy``).
 """
 
 from __future__ import annotations
@@ -33,12 +37,14 @@ from scalinglab.train.callbacks import (
     EvalCallback,
     MetricsCallback,
     ProgressCallback,
+    SpikeCallback,
 )
-from scalinglab.train.config import TrainConfig
+from scalinglab.train.config import NanPolicy, TrainConfig
 from scalinglab.train.data import TokenWindows
 from scalinglab.train.loss import linear_cross_entropy
 from scalinglab.train.metrics import read_metrics
 from scalinglab.train.optim import build_optimizer, lr_at
+from scalinglab.utils import strict_json
 from scalinglab.utils.hardware import peak_flops
 
 
@@ -129,7 +135,13 @@ class Trainer:
         self.elapsed = 0.0  # training seconds over all sessions of this run
         self.last_val_loss: float | None = None
         self.last_val_step = -1
+        self._init_divergence_state()
         self.callbacks = callbacks if callbacks is not None else default_callbacks(cfg, progress)
+
+    def _init_divergence_state(self) -> None:
+        self.data_offset = 0  # batches skipped by rollbacks: the data runs ahead of the step
+        self.nonfinite_steps = 0  # steps rejected so far (skipped or rolled back)
+        self.diverged: dict[str, Any] | None = None  # {"step", "reason"} once given up
 
     # ------------------------------------------------------------------ one step
 
@@ -150,18 +162,30 @@ class Trainer:
         lr = lr_at(self.step, plan.steps, self.cfg)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        first = self.step * plan.batch_seqs
+        first = (self.step + self.data_offset) * plan.batch_seqs
         loss = torch.zeros((), device=self.device)
         for micro in range(plan.accum):
             x, y = self.train_data.batch(first + micro * plan.micro_batch, plan.micro_batch)
             loss += self.forward_backward_step(x, y, 1.0 / plan.accum)
         clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip, foreach=True)
-        self.optimizer.step()
+        return self._apply_step(lr, float(loss / plan.accum), float(grad_norm))
+
+    def _apply_step(self, lr: float, loss: float, grad_norm: float) -> dict[str, Any]:
+        """Step the optimiser, unless the loss or gradient norm is not finite: clipping a NaN
+        norm gives NaN gradients, and one such update makes every weight NaN for good.
+
+        A rejected step leaves ``self.step`` as it was and is marked ``nonfinite``; what
+        follows is ``nan_policy``'s (``_on_nonfinite``).
+        """
+        finite = math.isfinite(loss) and math.isfinite(grad_norm)
+        if finite:
+            self.optimizer.step()
+            self.step += 1
         self.optimizer.zero_grad(set_to_none=True)
-        self.step += 1
-        return {"step": self.step, "lr": lr, "train_loss": float(loss / plan.accum),
-                "grad_norm": float(grad_norm)}
+        metrics = {"step": self.step + (0 if finite else 1), "lr": lr, "train_loss": loss,
+                   "grad_norm": grad_norm}
+        return metrics if finite else {**metrics, "nonfinite": True}
 
     @torch.no_grad()
     def evaluate(self) -> float:
@@ -191,6 +215,8 @@ class Trainer:
             "elapsed": self.elapsed,
             "last_val_loss": self.last_val_loss,
             "last_val_step": self.last_val_step,
+            "data_offset": self.data_offset,
+            "nonfinite_steps": self.nonfinite_steps,
             "rng": torch.get_rng_state(),
             **({"cuda_rng": torch.cuda.get_rng_state(self.device)}
                if self.device.type == "cuda" else {}),
@@ -203,6 +229,8 @@ class Trainer:
         self.elapsed = float(state["elapsed"])
         self.last_val_loss = state.get("last_val_loss")
         self.last_val_step = int(state.get("last_val_step", -1))
+        self.data_offset = int(state.get("data_offset", 0))
+        self.nonfinite_steps = int(state.get("nonfinite_steps", 0))
         torch.set_rng_state(state["rng"])
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
@@ -218,7 +246,7 @@ class Trainer:
             ckpt.atomic_write_json(config_path, mine)
             return
         try:
-            saved = json.loads(config_path.read_text())
+            saved = _patch_missing_config_keys(json.loads(config_path.read_text()))
         except json.JSONDecodeError as e:
             raise ConfigError(f"{config_path}: unreadable run config: {e}") from None
         differ = _differing_keys(saved, mine)
@@ -252,23 +280,73 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_start(self, resume_step)
         self._run_steps()
-        summary = self.summary()
-        self._export()
+        summary = strict_json.finite_or_none(self.summary())  # what summary.json will say
+        if self.diverged is None:  # a diverged model is not exported for evaluation
+            self._export()
         for cb in self.callbacks:
             cb.on_end(self, summary)
         self._write_summary(summary_path, summary)
         return summary
 
     def _run_steps(self) -> None:
-        """Train from the current step to the last, timing each and calling the callbacks."""
-        while self.step < self.plan.steps:
+        """Train from the current step to the last (or until the run diverges), timing each
+        step and calling the callbacks."""
+        while self.step < self.plan.steps and self.diverged is None:
             start = time.perf_counter()
             metrics = self.train_step()
             seconds = time.perf_counter() - start
             self.elapsed += seconds
+            if metrics.pop("nonfinite", False):
+                self._on_nonfinite(metrics)
+                continue
             self._add_throughput(metrics, seconds)
             for cb in self.callbacks:
                 cb.post_step(self, metrics)
+
+    # ------------------------------------------------------------------ divergence
+
+    def _on_nonfinite(self, metrics: dict[str, Any]) -> None:
+        """``nan_policy`` for a rejected step (its metrics are those of the step not taken)."""
+        self.nonfinite_steps += 1
+        what = "loss" if not math.isfinite(metrics["train_loss"]) else "gradient norm"
+        event = {"step": metrics["step"], "event": "nonfinite", "loss": metrics["train_loss"],
+                 "grad_norm": metrics["grad_norm"], "action": str(self.cfg.nan_policy)}
+        policy, retries = self.cfg.nan_policy, self.cfg.nan_retries
+        if policy == NanPolicy.stop or self.nonfinite_steps > retries:
+            reason = f"non-finite {what} at step {metrics['step']}"
+            if policy != NanPolicy.stop:
+                reason += f" after {retries} {policy} attempt(s)"
+            self.diverged = {"step": metrics["step"], "reason": f"{reason} (nan_policy={policy})"}
+            self._emit({**event, "action": "stop"})
+        elif policy == NanPolicy.skip:
+            self.step += 1  # the batch counts as seen: the schedule and data move on
+            self._emit(event)
+        else:
+            self._rollback(event)
+
+    def _rollback(self, event: dict[str, Any]) -> None:
+        """Reload the newest checkpoint and move the data past every batch since it.
+
+        Replaying those batches from the same state would (on deterministic hardware) only
+        reach the same bad step again, so the rolled-back run sees new data instead (as PaLM
+        did after its loss spikes).
+        """
+        next_batch = self.step + self.data_offset + 1  # the first batch not yet seen
+        rejected, elapsed = self.nonfinite_steps, self.elapsed
+        if self._resume() is None:
+            self.diverged = {"step": event["step"], "reason": f"non-finite step {event['step']}"
+                             " and no checkpoint to roll back to (nan_policy=rollback)"}
+            self._emit({**event, "action": "stop"})
+            return
+        # The checkpoint's own counters are older than this session's: keep ours.
+        self.nonfinite_steps, self.elapsed = rejected, elapsed
+        self.data_offset = next_batch - self.step
+        self._emit({**event, "step": self.step, "at_step": event["step"],
+                    "data_offset": self.data_offset})
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        for cb in self.callbacks:
+            cb.on_event(self, event)
 
     def _export(self) -> None:
         ckpt.export_model(self.run_dir, self.model, self.cfg.model)
@@ -288,9 +366,13 @@ class Trainer:
         if self.last_val_step != self.step:
             self.evaluate()
         params = count_params(self.cfg.model)
-        tokens = self.plan.tokens
+        tokens = self.step * self.plan.tokens_per_step  # a diverged run: the steps it took
+        status = {"status": "complete"} if self.diverged is None else {
+            "status": "diverged", "diverged_step": self.diverged["step"],
+            "reason": self.diverged["reason"]}
         return {
-            "status": "complete",
+            **status,
+            "nonfinite_steps": self.nonfinite_steps,
             "preset": self.cfg.preset,
             "steps": self.step,
             "tokens": tokens,
@@ -325,6 +407,13 @@ class Trainer:
         return self.cfg.checkpoint_every or max(1, self.plan.steps // 10)
 
 
+def _patch_missing_config_keys(saved: dict[str, Any]) -> dict[str, Any]:
+    """An older run's config.json with the fields added since (nan_policy, ...) at their
+    defaults, so that upgrading scalinglab does not make every old run "different"."""
+    defaults = TrainConfig().as_dict()
+    return {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
+
+
 def _differing_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
     """Dotted names of the fields whose values differ between two nested config dicts."""
     out = []
@@ -340,11 +429,17 @@ def _differing_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> l
 def default_callbacks(cfg: TrainConfig, progress: bool = True) -> list[Callback]:
     """Evaluation, then metrics logging, then progress, then checkpointing (order matters:
     a step's metrics row includes its validation loss, and a checkpoint follows its row)."""
-    cbs: list[Callback] = [EvalCallback(), MetricsCallback()]
+    cbs: list[Callback] = [EvalCallback(), *spike_callbacks(cfg), MetricsCallback()]
     if progress:
         cbs.append(ProgressCallback())
     cbs.append(CheckpointCallback())
     return cbs
+
+
+def spike_callbacks(cfg: TrainConfig) -> list[Callback]:
+    """The loss-spike detector when ``cfg.spike_factor`` is set (it marks the metrics row,
+    so it runs before the logger)."""
+    return [SpikeCallback(cfg.spike_factor, cfg.spike_window)] if cfg.spike_factor else []
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from scalinglab.utils import strict_json
+
 # Dense (no sparsity) peak FLOP/s by GPU name fragment: (bf16, fp32/tf32).
 GPU_PEAKS = {
     "H200": (989e12, 494e12),
@@ -74,7 +76,7 @@ def peak_flops(device: torch.device, dtype: str) -> float:
         cache[key] = measure_matmul_flops(torch_dtype, str(device))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(cache, indent=2))
+            path.write_text(strict_json.dumps(cache, indent=2))
         except OSError:
             pass  # a read-only home only costs a re-measurement next time
     return float(cache[key])
