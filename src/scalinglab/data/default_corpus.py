@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scalinglab.data.document import Document
-from scalinglab.data.shards import atomic_write_bytes
 from scalinglab.errors import ScalinglabError
+from scalinglab.io import atomic_write_bytes
 
 CORPUS_VERSION = "default-v2"
 CHUNK_BYTES = 2_000_000  # text bytes per cached JSONL file

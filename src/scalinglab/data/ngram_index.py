@@ -27,7 +27,6 @@ Example::
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -36,6 +35,7 @@ import numpy as np
 
 from scalinglab.data.text_hash import hash_words, ngram_hashes, normalize_words
 from scalinglab.errors import ScalinglabError
+from scalinglab.io import replace_dir
 
 __all__ = ["NgramIndex", "normalize_words", "query_n"]
 
@@ -140,9 +140,7 @@ class NgramIndex:
                           ("grams", grams), ("doc_freq", freq)):
             np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
         (tmp / "header.json").write_text(json.dumps(self.header(), indent=2) + "\n")
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        replace_dir(tmp, path)  # fsynced; the old index is deleted only after the rename
 
     @classmethod
     def load(cls, path: str | Path) -> NgramIndex:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 import time
 from collections import Counter
@@ -44,13 +43,13 @@ from scalinglab.config import Config
 from scalinglab.data.contamination import finish_corpus, scan_steps
 from scalinglab.data.document import Document
 from scalinglab.data.mixture import MixtureConfig, plan_mixture, sample_mixture
-from scalinglab.data.shards import atomic_write_bytes
 from scalinglab.data.sources import Part, ReadStats, SourceConfig, list_parts
 from scalinglab.data.steps.base import PipelineStep, StepStats
 from scalinglab.data.steps.decontam import DecontamConfig, Decontaminate
 from scalinglab.data.steps.dedup import DedupConfig
 from scalinglab.data.steps.filters import QualityConfig, RepetitionConfig
 from scalinglab.errors import ScalinglabError
+from scalinglab.io import AtomicLineWriter, atomic_write_bytes
 
 STATS_FILE = "stats.json"
 
@@ -112,26 +111,6 @@ def read_jsonl_docs(path: Path) -> Iterator[Document]:
         for line in f:
             if line.strip():
                 yield doc_from_json(line)
-
-
-class AtomicLineWriter:
-    """Writes lines to a hidden temporary file; ``commit`` fsyncs and renames it into place."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        self.f = open(self.tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in commit
-        self.lines = 0
-
-    def write(self, line: str) -> None:
-        self.f.write(line + "\n")
-        self.lines += 1
-
-    def commit(self) -> None:
-        self.f.flush()
-        os.fsync(self.f.fileno())
-        self.f.close()
-        os.replace(self.tmp, self.path)
 
 
 # ----------------------------------------------------------------------------- executor

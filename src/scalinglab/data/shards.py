@@ -15,13 +15,13 @@ carries stage-level information (tokenizer path, stats); the trainer does not ne
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from scalinglab.errors import ScalinglabError
+from scalinglab.io import atomic_write_bytes
 
 SHARD_FORMAT = "scalinglab-shard"
 SHARD_VERSION = 1
@@ -33,15 +33,6 @@ class ShardError(ScalinglabError, ValueError):
 
 def dtype_for_vocab(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size <= 1 << 16 else np.dtype(np.uint32)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def write_shard(directory: str | Path, split: str, index: int, tokens: np.ndarray,

@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 
 from scalinglab.config import Config
-from scalinglab.data.pipeline import STATS_FILE, AtomicLineWriter, read_jsonl_docs
-from scalinglab.data.shards import atomic_write_bytes, write_shard
+from scalinglab.data.pipeline import STATS_FILE, read_jsonl_docs
+from scalinglab.data.shards import write_shard
 from scalinglab.errors import ScalinglabError
+from scalinglab.io import AtomicLineWriter, atomic_write_bytes
 
 EOT_TOKEN = "<|endoftext|>"
 TRAIN_INDEX_DIR = "ngram_index"

@@ -37,8 +37,9 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
+from scalinglab.io import atomic_write, atomic_write_json
 from scalinglab.model.config import ModelConfig
-from scalinglab.train.checkpoint import CHECKPOINT_DIR, CheckpointError, atomic_write_json
+from scalinglab.train.checkpoint import CHECKPOINT_DIR, CheckpointError
 
 _STEP_DIR = re.compile(r"step-(\d+)$")
 # Optimiser state and hyper-parameters keyed by parameter name ("state.<fqn>.exp_avg",
@@ -155,8 +156,5 @@ def export(run_dir: str | Path, model: nn.Module, cfg: ModelConfig, leader: bool
     if cfg.tie_embeddings:
         state.pop("output.weight", None)
     state = {k: v.contiguous() for k, v in sorted(state.items())}
-    path = Path(run_dir) / "model.safetensors"
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    save_file(state, str(tmp))
-    os.replace(tmp, path)
+    atomic_write(Path(run_dir) / "model.safetensors", lambda p: save_file(state, str(p)))
     atomic_write_json(Path(run_dir) / "model_config.json", cfg.as_dict())

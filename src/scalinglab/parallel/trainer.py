@@ -29,6 +29,7 @@ from torch.distributed.tensor import DTensor
 from torch.distributed.tensor.parallel import loss_parallel
 
 from scalinglab.config import ConfigError
+from scalinglab.io import atomic_write_json
 from scalinglab.model.accounting import FlopConvention, train_flops_per_token
 from scalinglab.parallel import checkpoint as dckpt
 from scalinglab.parallel.dims import AXES, ParallelDims, init_process_group
@@ -311,7 +312,7 @@ class DistributedTrainer(Trainer):
         dist.barrier()
         if self.rank == 0 and not config_path.exists():
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            ckpt.atomic_write_json(config_path, self.cfg.as_dict())
+            atomic_write_json(config_path, self.cfg.as_dict())
         dist.barrier()
 
     def _resume(self) -> int | None:
@@ -334,7 +335,7 @@ class DistributedTrainer(Trainer):
 
     def _write_summary(self, path: Path, summary: dict[str, Any]) -> None:
         if self.rank == 0:
-            ckpt.atomic_write_json(path, summary)
+            atomic_write_json(path, summary)
         dist.barrier()
 
     def summary(self) -> dict[str, Any]:

@@ -32,8 +32,8 @@ import numpy as np
 from scalinglab.config import Config, ConfigError
 from scalinglab.data.shards import write_shard
 from scalinglab.errors import ScalinglabError
+from scalinglab.io import atomic_write_json
 from scalinglab.model.accounting import FlopConvention, law_param_count
-from scalinglab.train.checkpoint import atomic_write_json
 
 
 @dataclasses.dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +28,10 @@ def clean_json(value):
 
 
 def write_fits(path: str | Path, fits: dict) -> Path:
-    """Write ``fits`` atomically (tmp file + os.replace) as strict JSON."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(clean_json(fits), indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Write ``fits`` atomically (fsynced, see scalinglab.io) as strict JSON."""
+    from scalinglab.io import atomic_write_json
+
+    return atomic_write_json(path, clean_json(fits))
 
 
 def read_fits(path: str | Path) -> dict:

@@ -22,9 +22,9 @@ from tqdm import tqdm
 
 from scalinglab.config import ConfigError
 from scalinglab.errors import ScalinglabError
+from scalinglab.io import atomic_write_json
 from scalinglab.scaling.study import extend_brackets, run_dir, run_status, write_study_csv
 from scalinglab.scaling.sweep import RunSpec, SlurmConfig, load_plan, load_sweep_config
-from scalinglab.train.checkpoint import atomic_write_json
 
 LAUNCHERS = ("local", "slurm")
 

@@ -8,8 +8,6 @@ exported as ``RUN/model.safetensors`` beside ``RUN/model_config.json`` for evalu
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from scalinglab.errors import ScalinglabError
+from scalinglab.io import atomic_write, atomic_write_json
 from scalinglab.model.config import ModelConfig
 from scalinglab.model.transformer import Transformer
 
@@ -27,17 +26,6 @@ _STEP_RE = re.compile(r"step-(\d+)\.pt$")
 
 class CheckpointError(ScalinglabError, ValueError):
     """A checkpoint or exported model that cannot be read; the message names the file."""
-
-
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: str | Path, data: Any) -> None:
-    _atomic(Path(path), lambda p: Path(p).write_text(json.dumps(data, indent=2) + "\n"))
 
 
 def checkpoint_steps(run_dir: str | Path) -> list[int]:
@@ -52,10 +40,17 @@ def save_checkpoint(run_dir: str | Path, step: int, state: dict[str, Any], keep:
     path = Path(run_dir) / CHECKPOINT_DIR / f"step-{step:08d}.pt"
     for stale in path.parent.glob(".step-*.tmp-*"):  # torn writes of a killed earlier session
         stale.unlink(missing_ok=True)
-    _atomic(path, lambda p: torch.save(state, p))
+    atomic_write(path, lambda p: _torch_save(state, p))
     for old in checkpoint_steps(run_dir)[:-max(1, keep)]:
         (Path(run_dir) / CHECKPOINT_DIR / f"step-{old:08d}.pt").unlink(missing_ok=True)
     return path
+
+
+def _torch_save(state: dict[str, Any], path: Path) -> None:
+    # Through a Python file object so that a full disk raises OSError(ENOSPC), which
+    # atomic_write reports with the path (torch.save(state, name) raises a bare RuntimeError).
+    with open(path, "wb") as f:
+        torch.save(state, f)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -76,7 +71,7 @@ def export_model(run_dir: str | Path, model: torch.nn.Module, cfg: ModelConfig) 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     if cfg.tie_embeddings:
         state.pop("output.weight", None)
-    _atomic(run_dir / "model.safetensors", lambda p: save_file(state, str(p)))
+    atomic_write(run_dir / "model.safetensors", lambda p: save_file(state, str(p)))
     atomic_write_json(run_dir / "model_config.json", cfg.as_dict())
     return run_dir / "model.safetensors"
 

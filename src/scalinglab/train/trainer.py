@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from scalinglab.config import ConfigError
+from scalinglab.io import atomic_write_json
 from scalinglab.model.accounting import (
     FlopConvention,
     all_conventions,
@@ -215,7 +216,7 @@ class Trainer:
         config_path = self.run_dir / "config.json"
         mine = json.loads(json.dumps(self.cfg.as_dict()))  # as it reads back from disk
         if not config_path.exists():
-            ckpt.atomic_write_json(config_path, mine)
+            atomic_write_json(config_path, mine)
             return
         try:
             saved = json.loads(config_path.read_text())
@@ -274,7 +275,7 @@ class Trainer:
         ckpt.export_model(self.run_dir, self.model, self.cfg.model)
 
     def _write_summary(self, path: Path, summary: dict[str, Any]) -> None:
-        ckpt.atomic_write_json(path, summary)
+        atomic_write_json(path, summary)
 
     def _add_throughput(self, metrics: dict[str, Any], seconds: float) -> None:
         tokens = self.step * self.plan.tokens_per_step
