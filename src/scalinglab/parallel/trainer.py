@@ -18,6 +18,7 @@ import gc
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -316,11 +317,23 @@ class DistributedTrainer(Trainer):
         dist.barrier()
 
     def _resume(self) -> int | None:
-        """Load the newest sharded checkpoint, resharding it to this layout."""
+        """Load the newest valid sharded checkpoint, resharding it to this layout; a torn one
+        (DCP raises on every rank alike) falls back to the one before it."""
         steps = dckpt.checkpoint_dirs(self.run_dir)
         if not steps:
             return None
-        state = dckpt.load(dckpt.step_dir(self.run_dir, steps[-1]), self.model, self.optimizer)
+        state = None
+        for i, step in enumerate(reversed(steps)):
+            try:
+                state = dckpt.load(dckpt.step_dir(self.run_dir, step), self.model,
+                                   self.optimizer)
+                break
+            except Exception as e:  # noqa: BLE001 - any unreadable save: try the older one
+                if i == len(steps) - 1:
+                    raise
+                if self.rank == 0:
+                    print(f"warning: skipping unreadable checkpoint "
+                          f"{dckpt.step_dir(self.run_dir, step)}: {e}", file=sys.stderr)
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         self.last_val_loss = state.get("last_val_loss")
         self.last_val_step = int(state.get("last_val_step", -1))

@@ -9,6 +9,7 @@ exported as ``RUN/model.safetensors`` beside ``RUN/model_config.json`` for evalu
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,35 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     steps = checkpoint_steps(run_dir)
     return Path(run_dir) / CHECKPOINT_DIR / f"step-{steps[-1]:08d}.pt" if steps else None
+
+
+REQUIRED_KEYS = ("model", "optimizer", "step", "elapsed", "rng")
+
+
+def load_latest_valid(run_dir: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint that loads and holds a full training state, or None.
+
+    A newer one that is torn or truncated (a kill or a full disk mid-save, a bad copy) is
+    skipped with a warning: resuming from the one before it costs a few steps, failing the
+    run costs all of them. If none is valid the newest one's error is raised.
+    """
+    steps = checkpoint_steps(run_dir)
+    first_error: CheckpointError | None = None
+    for step in reversed(steps):
+        path = Path(run_dir) / CHECKPOINT_DIR / f"step-{step:08d}.pt"
+        try:
+            state = load_checkpoint(path)
+            missing = [k for k in REQUIRED_KEYS if k not in state]
+            if missing:
+                raise CheckpointError(f"{path}: not a training checkpoint (no {missing})")
+        except CheckpointError as e:
+            first_error = first_error or e
+            print(f"warning: skipping unreadable checkpoint: {e}", file=sys.stderr)
+            continue
+        return path, state
+    if first_error is not None:
+        raise first_error
+    return None
 
 
 def export_model(run_dir: str | Path, model: torch.nn.Module, cfg: ModelConfig) -> Path:

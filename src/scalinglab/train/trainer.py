@@ -231,11 +231,11 @@ class Trainer:
             )
 
     def _resume(self) -> int | None:
-        """Load the newest checkpoint, if any. Returns the step resumed from."""
-        latest = ckpt.latest_checkpoint(self.run_dir)
-        if latest is None:
+        """Load the newest valid checkpoint, if any. Returns the step resumed from."""
+        found = ckpt.load_latest_valid(self.run_dir)
+        if found is None:
             return None
-        self.load_state_dict(ckpt.load_checkpoint(latest))
+        self.load_state_dict(found[1])
         return self.step
 
     def fit(self) -> dict[str, Any]:
