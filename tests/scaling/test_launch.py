@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from scalinglab.io import LockedError
 from scalinglab.scaling.launch import run_sweep, submit_slurm
 from scalinglab.scaling.study import STUDY_COLUMNS, read_study_csv, run_dir, run_status
 from scalinglab.scaling.sweep import (
@@ -156,3 +157,29 @@ def test_submitit_debug_executor_runs_and_records(shards, tmp_path):
     outcome = run_sweep(study, launcher="slurm", progress=False)
     assert outcome.complete == len(runs) - 1 and outcome.failed == 1
     assert (run_dir(study, runs[0].run_id) / "error.json").exists()
+
+
+# ---------------------------------------------------------------------- two writers, crashes
+
+
+def test_a_locked_study_is_refused(shards, tmp_path, lock_holder):
+    study = tmp_path / "study"
+    tiny_study(shards, study)
+    pid = lock_holder(study)
+    with pytest.raises(LockedError, match=f"process {pid}"):
+        run_sweep(study, progress=False)
+
+
+def test_a_run_trained_elsewhere_is_left_pending_not_trained_twice(shards, tmp_path,
+                                                                   lock_holder):
+    """A rerun after a crash must not train a run that a surviving process still trains."""
+    study = tmp_path / "study"
+    runs = tiny_study(shards, study)
+    busy = runs[0].run_id
+    lock_holder(run_dir(study, busy))
+    outcome = run_sweep(study, progress=False)
+    assert outcome.busy == [busy] and outcome.failed == 0
+    assert outcome.complete == len(runs) - 1
+    assert run_status(study, busy) == "pending"
+    assert not (run_dir(study, busy) / "error.json").exists()
+    assert not (run_dir(study, busy) / "config.json").exists()

@@ -49,7 +49,7 @@ from scalinglab.data.steps.decontam import DecontamConfig, Decontaminate
 from scalinglab.data.steps.dedup import DedupConfig
 from scalinglab.data.steps.filters import QualityConfig, RepetitionConfig
 from scalinglab.errors import ScalinglabError
-from scalinglab.io import AtomicLineWriter, atomic_write_bytes
+from scalinglab.io import AtomicLineWriter, atomic_write_bytes, locked
 
 STATS_FILE = "stats.json"
 
@@ -234,6 +234,12 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
     if len(set(names)) != len(names):
         raise ScalinglabError(f"prepare: two sources share a name in {names}; set `name:`")
     parts = [p for src in cfg.sources for p in list_parts(src)]
+    with locked(out, "a corpus being prepared"):  # one writer: a second would delete our temps
+        return _prepare(cfg, out, parts)
+
+
+def _prepare(cfg: PrepareConfig, out: Path, parts: list[Part]) -> dict[str, Any]:
+    """The body of ``prepare``, with ``out`` locked."""
     (out / "parts").mkdir(parents=True, exist_ok=True)
     _check_config(cfg, out)
     for tmp in [*out.glob(".*.tmp-*"), *(out / "parts").glob(".*.tmp-*")]:

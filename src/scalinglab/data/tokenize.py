@@ -26,7 +26,7 @@ from scalinglab.config import Config
 from scalinglab.data.pipeline import STATS_FILE, read_jsonl_docs
 from scalinglab.data.shards import write_shard
 from scalinglab.errors import ScalinglabError
-from scalinglab.io import AtomicLineWriter, atomic_write_bytes
+from scalinglab.io import AtomicLineWriter, atomic_write_bytes, locked
 
 EOT_TOKEN = "<|endoftext|>"
 TRAIN_INDEX_DIR = "ngram_index"
@@ -130,8 +130,6 @@ def _encode_file(path: Path, tok, eot: int, val_ids: set[str], batch: int,
 
 def tokenize_corpus(cfg: TokenizeConfig) -> dict[str, Any]:
     """Tokenize and pack a prepared corpus into train/val shards; returns the stats."""
-    from tqdm import tqdm
-
     if not cfg.out:
         raise ScalinglabError("tokenize: no output directory given (--out)")
     out = Path(cfg.out)
@@ -140,7 +138,16 @@ def tokenize_corpus(cfg: TokenizeConfig) -> dict[str, Any]:
     files = corpus_files(cfg.corpus)
     tok, eot, vocab = load_tokenizer(cfg.tokenizer, cfg.eot_token)
     val_ids = choose_val_ids(files, cfg.val_fraction, cfg.seed)
-    out.mkdir(parents=True, exist_ok=True)
+    with locked(out, "a shard directory being tokenised"):
+        return _tokenize(cfg, out, files, (tok, eot, vocab), val_ids)
+
+
+def _tokenize(cfg: TokenizeConfig, out: Path, files: list[Path], tokenizer: tuple,
+              val_ids: set[str]) -> dict[str, Any]:
+    """The body of ``tokenize_corpus``, with ``out`` locked."""
+    from tqdm import tqdm
+
+    tok, eot, vocab = tokenizer
     _check_settings(cfg, out, vocab)
     totals = {s: {"tokens": 0, "docs": 0, "bytes": 0, "eot_removed_from_text": 0}
               for s in ("train", "val")}

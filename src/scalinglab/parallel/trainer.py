@@ -30,7 +30,8 @@ from torch.distributed.tensor import DTensor
 from torch.distributed.tensor.parallel import loss_parallel
 
 from scalinglab.config import ConfigError
-from scalinglab.io import atomic_write_json
+from scalinglab.errors import ScalinglabError
+from scalinglab.io import atomic_write_json, locked
 from scalinglab.model.accounting import FlopConvention, train_flops_per_token
 from scalinglab.parallel import checkpoint as dckpt
 from scalinglab.parallel.dims import AXES, ParallelDims, init_process_group
@@ -315,6 +316,23 @@ class DistributedTrainer(Trainer):
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(config_path, self.cfg.as_dict())
         dist.barrier()
+
+    @contextlib.contextmanager
+    def _lock(self):
+        """Rank 0 locks the shared run directory and tells every rank whether it could, so a
+        refused lock stops all ranks at once instead of leaving the others in a barrier."""
+        with contextlib.ExitStack() as stack:
+            refused: list[Any] = [None]
+            if self.rank == 0:
+                try:
+                    stack.enter_context(locked(self.run_dir, "a training run"))
+                except ScalinglabError as e:
+                    refused[0] = e
+            shared = [None if refused[0] is None else str(refused[0])]
+            dist.broadcast_object_list(shared, src=0)
+            if shared[0] is not None:
+                raise refused[0] or ScalinglabError(shared[0])
+            yield
 
     def _resume(self) -> int | None:
         """Load the newest valid sharded checkpoint, resharding it to this layout; a torn one

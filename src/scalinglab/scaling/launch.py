@@ -3,8 +3,11 @@
 Every run goes through ``execute_run``, which trains (or resumes) it with the trainer's Python
 API and turns an exception into ``error.json`` in the run directory, so one broken run never
 stops the sweep. Runs with ``summary.json`` are skipped; a sweep killed mid-run leaves that run
-pending and its checkpoints let it resume. ``run_sweep`` alternates running and adaptive
-bracketing until every IsoFLOP grid has an interior minimum (or ``bracket_rounds`` is spent).
+pending and its checkpoints let it resume. The study is locked while a sweep runs it, each run
+directory while it trains (a run another process trains is left pending, never trained twice
+at once).
+``run_sweep`` alternates running and adaptive bracketing until every IsoFLOP grid has an
+interior minimum (or ``bracket_rounds`` is spent).
 """
 
 from __future__ import annotations
@@ -22,9 +25,15 @@ from tqdm import tqdm
 
 from scalinglab.config import ConfigError
 from scalinglab.errors import ScalinglabError
-from scalinglab.io import atomic_write_json
+from scalinglab.io import LockedError, atomic_write_json, locked
 from scalinglab.scaling.study import extend_brackets, run_dir, run_status, write_study_csv
-from scalinglab.scaling.sweep import RunSpec, SlurmConfig, load_plan, load_sweep_config
+from scalinglab.scaling.sweep import (
+    RunSpec,
+    SlurmConfig,
+    SweepConfig,
+    load_plan,
+    load_sweep_config,
+)
 
 LAUNCHERS = ("local", "slurm")
 
@@ -46,6 +55,8 @@ def execute_run(train_cfg: dict[str, Any], threads: int = 0,
         torch.set_num_threads(threads)
     try:
         summary = train(TrainConfig.from_dict(train_cfg), progress=progress)
+    except LockedError as e:  # another process trains this run: not a failure, not ours
+        return {"status": "busy", "error": str(e), "run": out.name}
     except Exception as e:  # noqa: BLE001 - any failure of one run is recorded, not raised
         message = f"{type(e).__name__}: {e}"
         out.mkdir(parents=True, exist_ok=True)
@@ -96,7 +107,7 @@ class _Bar:
         self.failed = 0
 
     def done(self, spec: RunSpec, result: dict[str, Any]) -> None:
-        if result.get("status") != "complete":
+        if result.get("status") not in ("complete", "busy"):  # busy: trained elsewhere
             self.failed += 1
         loss = result.get("final_val_loss")
         post = {"last": spec.run_id, "failed": self.failed}
@@ -220,6 +231,8 @@ class SweepOutcome:
     """Runs trained (or resumed) by this call."""
     added: list[str] = dataclasses.field(default_factory=list)
     """Run ids added by adaptive bracketing."""
+    busy: list[str] = dataclasses.field(default_factory=list)
+    """Run ids left pending because another process is training them."""
 
 
 def run_sweep(study: str | Path, workers: int = 1, launcher: str = "local",
@@ -233,6 +246,13 @@ def run_sweep(study: str | Path, workers: int = 1, launcher: str = "local",
     if launcher not in LAUNCHERS:
         raise ConfigError(f"--launcher must be one of {LAUNCHERS}, got {launcher!r}")
     cfg = load_sweep_config(study)
+    with locked(study, "a study being run"):
+        return _sweep(study, cfg, workers, launcher, retry_failed, bracket, progress)
+
+
+def _sweep(study: str | Path, cfg: SweepConfig, workers: int, launcher: str,
+           retry_failed: bool, bracket: bool, progress: bool) -> SweepOutcome:
+    """The rounds of ``run_sweep``, with the study locked."""
     outcome = SweepOutcome()
     specs = pending_runs(study, retry_failed)
     for round_ in range(cfg.bracket_rounds + 1):
@@ -241,7 +261,8 @@ def run_sweep(study: str | Path, workers: int = 1, launcher: str = "local",
         else:
             results = run_local(study, specs, workers, progress,
                                 on_done=lambda *_: write_study_csv(study))
-        outcome.trained += len(results)
+        outcome.trained += sum(r.get("status") != "busy" for r in results)
+        outcome.busy += [r["run"] for r in results if r.get("status") == "busy"]
         write_study_csv(study)
         if not bracket or round_ == cfg.bracket_rounds:
             break

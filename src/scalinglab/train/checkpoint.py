@@ -40,7 +40,7 @@ def save_checkpoint(run_dir: str | Path, step: int, state: dict[str, Any], keep:
     """Write ``state`` for ``step`` atomically and drop all but the newest ``keep``."""
     path = Path(run_dir) / CHECKPOINT_DIR / f"step-{step:08d}.pt"
     for stale in path.parent.glob(".step-*.tmp-*"):  # torn writes of a killed earlier session
-        stale.unlink(missing_ok=True)
+        stale.unlink(missing_ok=True)  # safe: the run directory is locked by its one writer
     atomic_write(path, lambda p: _torch_save(state, p))
     for old in checkpoint_steps(run_dir)[:-max(1, keep)]:
         (Path(run_dir) / CHECKPOINT_DIR / f"step-{old:08d}.pt").unlink(missing_ok=True)

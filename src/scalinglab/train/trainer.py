@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from scalinglab.config import ConfigError
-from scalinglab.io import atomic_write_json
+from scalinglab.io import atomic_write_json, locked
 from scalinglab.model.accounting import (
     FlopConvention,
     all_conventions,
@@ -240,6 +240,19 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Run (or resume) training to the planned step; returns ``summary.json``'s content.
+
+        The run directory is locked meanwhile: a second trainer on it stops with a one-line
+        error naming this process, instead of truncating its metrics and checkpoints.
+        """
+        with self._lock():
+            return self._fit()
+
+    def _lock(self):
+        """The run-directory lock (a hook: distributed ranks share one directory)."""
+        return locked(self.run_dir, "a training run")
+
+    def _fit(self) -> dict[str, Any]:
+        """The body of ``fit``, with the run directory locked.
 
         A run directory whose ``summary.json`` exists is complete and is not trained again.
         Subclasses (the distributed trainer) change the steps through the hooks ``_resume``,
