@@ -3,6 +3,7 @@ and the sweep goes on; study.csv columns; submitit job construction without a cl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -183,3 +184,50 @@ def test_a_run_trained_elsewhere_is_left_pending_not_trained_twice(shards, tmp_p
     assert run_status(study, busy) == "pending"
     assert not (run_dir(study, busy) / "error.json").exists()
     assert not (run_dir(study, busy) / "config.json").exists()
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper counts as dead)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def _pool_workers(parent: int) -> set[int]:
+    """PIDs of the multiprocessing (spawn) workers whose parent is ``parent``."""
+    found = set()
+    for proc_stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            ppid = int(proc_stat.read_text().split(")")[-1].split()[1])
+            cmdline = (proc_stat.parent / "cmdline").read_bytes()
+            if ppid == parent and b"spawn_main" in cmdline:
+                found.add(int(proc_stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigkilled_sweep_takes_its_workers_with_it(shards, tmp_path):
+    study = tmp_path / "study"
+    runs = tiny_study(shards, study, budgets=(2e11,))  # runs of several seconds each
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "scalinglab", "sweep", "run", str(study),
+                             "--workers", "2", "--quiet", "--no-bracket"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    training = []
+    while len(training) < 2 and time.time() < deadline and proc.poll() is None:
+        training = [r for r in runs if (run_dir(study, r.run_id) / "metrics.jsonl").exists()]
+        time.sleep(0.05)
+    workers = _pool_workers(proc.pid)
+    assert len(training) == 2 and len(workers) == 2, "the workers did not start training"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while any(_alive(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.05)
+    alive = [w for w in workers if _alive(w)]
+    for w in alive:  # do not leave them running whatever the outcome
+        os.kill(w, signal.SIGKILL)
+    assert not alive, "workers trained on after their sweep was killed"
+    assert not any((run_dir(study, r.run_id) / "summary.json").exists() for r in runs)

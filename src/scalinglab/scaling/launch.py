@@ -5,16 +5,21 @@ API and turns an exception into ``error.json`` in the run directory, so one brok
 stops the sweep. Runs with ``summary.json`` are skipped; a sweep killed mid-run leaves that run
 pending and its checkpoints let it resume. The study is locked while a sweep runs it, each run
 directory while it trains (a run another process trains is left pending, never trained twice
-at once).
+at once), and worker processes die with the sweep that started them, even on SIGKILL.
 ``run_sweep`` alternates running and adaptive bracketing until every IsoFLOP grid has an
 interior minimum (or ``bracket_rounds`` is spent).
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -95,6 +100,32 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _set_parent_death_signal() -> bool:
+    """Ask Linux to SIGKILL this process when its parent dies (prctl PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def die_with_parent(parent: int) -> None:
+    """Worker initializer: a sweep killed with SIGKILL runs no cleanup, so its workers must
+    notice on their own, or they train on (and a rerun would train the same runs again)."""
+    if not _set_parent_death_signal():
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
 # ---------------------------------------------------------------------- launchers
 
 
@@ -141,7 +172,8 @@ def run_local(study: str | Path, specs: list[RunSpec], workers: int = 1,
                     on_done(spec, results[-1])
             return results
         ctx = multiprocessing.get_context("spawn")  # fork + torch threads can deadlock
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(execute_run, cfg, threads): spec
                        for spec, cfg in zip(specs, trains, strict=True)}
             for fut in as_completed(futures):
