@@ -4,6 +4,7 @@ and the sweep goes on; study.csv columns; submitit job construction without a cl
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from scalinglab.io import LockedError
+from scalinglab.scaling import launch
 from scalinglab.scaling.launch import run_sweep, submit_slurm
 from scalinglab.scaling.study import STUDY_COLUMNS, read_study_csv, run_dir, run_status
 from scalinglab.scaling.sweep import (
@@ -231,3 +233,21 @@ def test_sigkilled_sweep_takes_its_workers_with_it(shards, tmp_path):
         os.kill(w, signal.SIGKILL)
     assert not alive, "workers trained on after their sweep was killed"
     assert not any((run_dir(study, r.run_id) / "summary.json").exists() for r in runs)
+
+
+def test_failure_handler_survives_a_full_disk(shards, tmp_path, monkeypatch, capsys):
+    """The run fails, and writing its error.json fails too: the sweep goes on."""
+    study = tmp_path / "study"
+    runs = tiny_study(shards, study)
+    break_run(study, runs[0].run_id)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(launch, "atomic_write_json", full)
+    spec = load_plan(study)[0]
+    result = launch.execute_run(spec.train_config(study).as_dict())
+    assert result["status"] == "failed" and "seq_len" in result["error"]
+    launch.record_failure(study, runs[1].run_id, "worker died")
+    err = capsys.readouterr().err
+    assert "error.json" in err and "No space left on device" in err

@@ -1,8 +1,11 @@
-"""One writer per run directory: a second one gets one line naming the first."""
+"""One writer per run directory; a failing write (disk full) is one line and exit 2."""
 
 from __future__ import annotations
 
+import errno
+
 import pytest
+import torch
 
 from scalinglab.cli import main
 from scalinglab.io import LockedError
@@ -32,3 +35,25 @@ def test_second_trainer_gets_one_line_and_leaves_the_run_alone(shards, tmp_path,
     assert not (run / "config.json").exists()
     with pytest.raises(LockedError, match=f"process {pid}"):
         train(make_cfg(shards, run), progress=False)
+
+
+def test_disk_full_while_checkpointing_is_one_line_and_exit_2(shards, tmp_path, monkeypatch,
+                                                              capsys):
+    def full(obj, f, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    assert main(_cli(shards, tmp_path / "run")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("error: train: ") and "step-00000004.pt" in err[0]
+    assert "No space left on device" in err[0]
+    assert not list((tmp_path / "run" / "checkpoints").iterdir())  # no temp file left behind
+
+
+def test_other_oserrors_are_one_line_too(shards, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert main(_cli(shards, blocker / "run")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: train: ") and str(blocker) in err[0]

@@ -64,20 +64,28 @@ def execute_run(train_cfg: dict[str, Any], threads: int = 0,
         return {"status": "busy", "error": str(e), "run": out.name}
     except Exception as e:  # noqa: BLE001 - any failure of one run is recorded, not raised
         message = f"{type(e).__name__}: {e}"
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "error.json", {"error": message,
-                                               "traceback": traceback.format_exc()})
+        _write_error(out, {"error": message, "traceback": traceback.format_exc()})
         return {"status": "failed", "error": message}
     (out / "error.json").unlink(missing_ok=True)
     return {**summary, "status": "complete"}
+
+
+def _write_error(out: Path, payload: dict[str, Any]) -> None:
+    """Write ``error.json``; when that fails too (the disk that failed the run is full), say
+    so in one line instead of crashing the sweep's failure handler."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "error.json", payload)
+    except (OSError, ScalinglabError) as e:
+        print(f"warning: {out / 'error.json'}: cannot record the failure ({e}); "
+              f"the run failed with: {payload['error']}", file=sys.stderr)
 
 
 def record_failure(study: str | Path, run_id: str, message: str) -> None:
     """error.json for a run that died outside ``execute_run`` (a killed worker or job)."""
     d = run_dir(study, run_id)
     if not (d / "summary.json").exists() and not (d / "error.json").exists():
-        d.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(d / "error.json", {"error": message})
+        _write_error(d, {"error": message})
 
 
 def pending_runs(study: str | Path, retry_failed: bool = False) -> list[RunSpec]:
