@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.tensor import DTensor
 from torch.distributed.tensor.parallel import loss_parallel
 
@@ -346,7 +347,8 @@ class DistributedTrainer(Trainer):
                 state = dckpt.load(dckpt.step_dir(self.run_dir, step), self.model,
                                    self.optimizer)
                 break
-            except Exception as e:  # noqa: BLE001 - any unreadable save: try the older one
+            # DCP wraps every rank's failure in CheckpointException, a BaseException
+            except (Exception, CheckpointException) as e:  # noqa: BLE001 - try the older one
                 if i == len(steps) - 1:
                     raise
                 if self.rank == 0:
