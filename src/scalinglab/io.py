@@ -7,11 +7,15 @@ Every stage writes its outputs through this module:
   ``os.replace`` and the directory fsynced, so after a crash (or a power cut) the target holds
   either its old or its new content, never a torn one. JSON is strict: non-finite floats are
   written as ``null`` (``allow_nan=False``), so every reader can parse it.
+* ``replace_dir`` / ``remove_dir``: a directory (a sharded checkpoint, an index) is renamed in
+  before the old one is deleted, and renamed aside before it is deleted, so a kill never leaves
+  a partly deleted directory under a name that readers trust.
 * ``JsonlWriter`` / ``read_jsonl``: append-only JSON lines (``metrics.jsonl``); reading
   tolerates only a torn *last* line (a kill mid-append) and names ``file:line`` otherwise.
 * ``locked(directory)``: an exclusive ``fcntl.flock`` on ``DIR/.lock`` with the holder's PID
   inside. The kernel drops the lock when the holder exits, even on SIGKILL, so there is no
   stale lock to clean up; a second writer gets a one-line ``LockedError`` naming the PID.
+  Locks are per open file, so one process cannot take the same lock twice either.
 
 An ``OSError`` while writing (disk full, permissions) becomes a one-line ``StorageError``
 naming the file; the CLI prints it with the stage and exits 2.
