@@ -32,3 +32,36 @@ def make_shards(directory: Path, vocab_size: int = 64, train_tokens: int = 40_00
 @pytest.fixture
 def shards(tmp_path: Path) -> Path:
     return make_shards(tmp_path / "shards")
+
+
+_HOLD = """
+import sys, time
+from scalinglab.io import locked
+with locked(sys.argv[1], "a test"):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.fixture
+def lock_holder():
+    """``hold(directory) -> pid``: another process takes the directory's writer lock (as a
+    running trainer / sweep / prepare would) and keeps it until the test ends."""
+    import os
+    import subprocess
+    import sys
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    procs: list[subprocess.Popen] = []
+
+    def hold(directory: Path) -> int:
+        proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(directory)], text=True,
+                                stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": src})
+        procs.append(proc)
+        assert proc.stdout.readline().strip() == "held"
+        return proc.pid
+
+    yield hold
+    for proc in procs:
+        proc.kill()
+        proc.wait()

@@ -8,10 +8,11 @@ import math
 import numpy as np
 
 from scalinglab.cli.common import print_json
+from scalinglab.io import dumps
+from scalinglab.io import strict_json as finite_or_none
 from scalinglab.scaling.fits_io import write_fits
 from scalinglab.train.checkpoint import atomic_write_json
 from scalinglab.train.metrics import JsonlLogger
-from scalinglab.utils.strict_json import dumps, finite_or_none
 
 BAD = {"nan": math.nan, "inf": math.inf, "ninf": -math.inf, "np": np.float32("nan"),
        "nested": [1.5, (math.nan, {"x": math.inf})], "ok": 2.0, "s": "NaN"}

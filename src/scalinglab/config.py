@@ -18,7 +18,7 @@ from typing import Any, Self
 import yaml
 
 from scalinglab.errors import ScalinglabError
-from scalinglab.utils import strict_json
+from scalinglab.io import atomic_write_json
 
 
 class ConfigError(ScalinglabError, ValueError):
@@ -53,7 +53,7 @@ class Config:
         return type(self).from_dict(data)
 
     def to_json(self, path: str | Path) -> None:
-        Path(path).write_text(strict_json.dumps(self.as_dict(), indent=2) + "\n")
+        atomic_write_json(path, self.as_dict())
 
     @classmethod
     def from_file(cls, path: str | Path) -> Self:

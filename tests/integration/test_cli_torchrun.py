@@ -48,3 +48,37 @@ def test_parallel_layout_outside_torchrun_is_a_clear_error(tmp_path: Path, capsy
     assert main(["train", "--preset", "tiny", "--data", str(data), "--parallel", "zz=2",
                  "--tokens", "1"]) == 2
     assert "'zz=2' is not one of dp=N" in capsys.readouterr().err
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_locked_run_directory_stops_every_rank(tmp_path: Path, lock_holder) -> None:
+    """Rank 0 cannot take the lock: all ranks stop with its one line (none waits in a barrier)."""
+    data = make_shards(tmp_path / "shards", vocab_size=256)
+    out = tmp_path / "run"
+    pid = lock_holder(out)
+    with pytest.raises(DistributedTestError, match=f"being written by process {pid}"):
+        torchrun([*ARGS, "--data", str(data), "--out", str(out), "--parallel", "fsdp=2",
+                  *OVERRIDES], world_size=2, timeout=120)
+    assert not (out / "config.json").exists()
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_torn_newest_sharded_checkpoint_falls_back(tmp_path: Path) -> None:
+    data = make_shards(tmp_path / "shards", vocab_size=256)
+    out = tmp_path / "run"
+    cmd = [*ARGS, "--data", str(data), "--out", str(out), "--parallel", "fsdp=2", *OVERRIDES,
+           "checkpoint_every=2", "keep_checkpoints=2"]
+    torchrun(cmd, world_size=2)
+    straight = [json.loads(line) for line in (out / "metrics.jsonl").open()]
+    (out / "summary.json").unlink()  # as if killed after the last checkpoint
+    shard = sorted((out / "checkpoints" / "step-00000004").glob("*.distcp"))[-1]
+    with open(shard, "r+b") as f:
+        f.truncate(shard.stat().st_size // 2)
+    proc = torchrun(cmd, world_size=2)
+    assert "skipping unreadable checkpoint" in proc.stdout + proc.stderr
+    resumed = [json.loads(line) for line in (out / "metrics.jsonl").open()]
+    timing = ("tokens_per_s", "mfu", "elapsed")
+    assert [{k: v for k, v in r.items() if k not in timing} for r in resumed] == \
+        [{k: v for k, v in r.items() if k not in timing} for r in straight]

@@ -3,6 +3,8 @@ and the sweep goes on; study.csv columns; submitit job construction without a cl
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import signal
@@ -14,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from scalinglab.io import LockedError
+from scalinglab.scaling import launch
 from scalinglab.scaling.launch import run_sweep, submit_slurm
 from scalinglab.scaling.study import STUDY_COLUMNS, read_study_csv, run_dir, run_status
 from scalinglab.scaling.sweep import (
@@ -156,3 +160,94 @@ def test_submitit_debug_executor_runs_and_records(shards, tmp_path):
     outcome = run_sweep(study, launcher="slurm", progress=False)
     assert outcome.complete == len(runs) - 1 and outcome.failed == 1
     assert (run_dir(study, runs[0].run_id) / "error.json").exists()
+
+
+# ---------------------------------------------------------------------- two writers, crashes
+
+
+def test_a_locked_study_is_refused(shards, tmp_path, lock_holder):
+    study = tmp_path / "study"
+    tiny_study(shards, study)
+    pid = lock_holder(study)
+    with pytest.raises(LockedError, match=f"process {pid}"):
+        run_sweep(study, progress=False)
+
+
+def test_a_run_trained_elsewhere_is_left_pending_not_trained_twice(shards, tmp_path,
+                                                                   lock_holder):
+    """A rerun after a crash must not train a run that a surviving process still trains."""
+    study = tmp_path / "study"
+    runs = tiny_study(shards, study)
+    busy = runs[0].run_id
+    lock_holder(run_dir(study, busy))
+    outcome = run_sweep(study, progress=False)
+    assert outcome.busy == [busy] and outcome.failed == 0
+    assert outcome.complete == len(runs) - 1
+    assert run_status(study, busy) == "pending"
+    assert not (run_dir(study, busy) / "error.json").exists()
+    assert not (run_dir(study, busy) / "config.json").exists()
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper counts as dead)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def _pool_workers(parent: int) -> set[int]:
+    """PIDs of the multiprocessing (spawn) workers whose parent is ``parent``."""
+    found = set()
+    for proc_stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            ppid = int(proc_stat.read_text().split(")")[-1].split()[1])
+            cmdline = (proc_stat.parent / "cmdline").read_bytes()
+            if ppid == parent and b"spawn_main" in cmdline:
+                found.add(int(proc_stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigkilled_sweep_takes_its_workers_with_it(shards, tmp_path):
+    study = tmp_path / "study"
+    runs = tiny_study(shards, study, budgets=(2e11,))  # runs of several seconds each
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "scalinglab", "sweep", "run", str(study),
+                             "--workers", "2", "--quiet", "--no-bracket"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    training = []
+    while len(training) < 2 and time.time() < deadline and proc.poll() is None:
+        training = [r for r in runs if (run_dir(study, r.run_id) / "metrics.jsonl").exists()]
+        time.sleep(0.05)
+    workers = _pool_workers(proc.pid)
+    assert len(training) == 2 and len(workers) == 2, "the workers did not start training"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while any(_alive(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.05)
+    alive = [w for w in workers if _alive(w)]
+    for w in alive:  # do not leave them running whatever the outcome
+        os.kill(w, signal.SIGKILL)
+    assert not alive, "workers trained on after their sweep was killed"
+    assert not any((run_dir(study, r.run_id) / "summary.json").exists() for r in runs)
+
+
+def test_failure_handler_survives_a_full_disk(shards, tmp_path, monkeypatch, capsys):
+    """The run fails, and writing its error.json fails too: the sweep goes on."""
+    study = tmp_path / "study"
+    runs = tiny_study(shards, study)
+    break_run(study, runs[0].run_id)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(launch, "atomic_write_json", full)
+    spec = load_plan(study)[0]
+    result = launch.execute_run(spec.train_config(study).as_dict())
+    assert result["status"] == "failed" and "seq_len" in result["error"]
+    launch.record_failure(study, runs[1].run_id, "worker died")
+    err = capsys.readouterr().err
+    assert "error.json" in err and "No space left on device" in err

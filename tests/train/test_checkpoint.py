@@ -76,6 +76,36 @@ def test_resume_in_process_is_bit_identical(shards, tmp_path):
     assert curve(tmp_path / "crash") == curve(tmp_path / "ref")
 
 
+@pytest.mark.parametrize("damage", ["truncate", "empty"])
+def test_resume_skips_a_torn_newest_checkpoint(shards, tmp_path, damage, capsys):
+    """The newest checkpoint's file is cut short (a kill or a full disk mid-copy): resume
+    falls back to the one before it and the loss curve is still bit-identical."""
+    reference = make_cfg(shards, tmp_path / "ref", checkpoint_every=3, eval_every=4)
+    train(reference, progress=False)
+    crashed = make_cfg(shards, tmp_path / "crash", checkpoint_every=3, eval_every=4,
+                       keep_checkpoints=3)
+    with pytest.raises(RuntimeError, match="simulated"):
+        Trainer(crashed, callbacks=[*default_callbacks(crashed, False), _Crash(11)]).fit()
+    assert ckpt.checkpoint_steps(tmp_path / "crash") == [3, 6, 9]
+    newest = ckpt.latest_checkpoint(tmp_path / "crash")
+    with open(newest, "r+b") as f:
+        f.truncate(0 if damage == "empty" else newest.stat().st_size // 2)
+    trainer = Trainer(crashed, progress=False)
+    trainer.fit()
+    assert "skipping unreadable checkpoint" in capsys.readouterr().err
+    assert trainer.step == 20
+    assert curve(tmp_path / "crash") == curve(tmp_path / "ref")
+
+
+def test_resume_with_only_torn_checkpoints_is_a_clear_error(shards, tmp_path):
+    cfg = make_cfg(shards, tmp_path / "run", checkpoint_every=3)
+    with pytest.raises(RuntimeError, match="simulated"):
+        Trainer(cfg, callbacks=[*default_callbacks(cfg, False), _Crash(4)]).fit()
+    ckpt.latest_checkpoint(tmp_path / "run").write_bytes(b"")
+    with pytest.raises(ckpt.CheckpointError, match="step-00000003.pt"):
+        train(cfg, progress=False)
+
+
 def curve(run) -> list[dict]:
     """metrics.jsonl without the timing columns (which differ from run to run)."""
     timing = ("tokens_per_s", "mfu", "elapsed")

@@ -2,7 +2,8 @@
 
 Every stage lives in its own module here with a ``register(subparsers)`` function that adds
 its parser and sets ``func``; add new stages to ``STAGES``. Errors that are the user's to fix
-(``ScalinglabError``) print as one line and exit with status 2.
+(``ScalinglabError``) print as one line and exit with status 2; so does an ``OSError`` (a
+full disk, a permission), with the stage and the file.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import importlib
 import sys
 
 from scalinglab.errors import ScalinglabError
+from scalinglab.io import StorageError
 
 STAGES = ["models", "train", "demo", "data", "tokenizer", "plan", "fit", "allocate",
           "predict", "backtest", "eval", "sweep", "report", "toxicity"]
@@ -29,10 +31,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def stage_name(args: argparse.Namespace) -> str:
+    """``train``, ``sweep run``, ``data prepare``: the stage an error happened in."""
+    subs = [getattr(args, k, None) for k in ("sweep_cmd", "data_command", "plan_cmd", "action")]
+    return " ".join([args.stage, *(s for s in subs if isinstance(s, str))])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except StorageError as e:  # a write failed (disk full, permissions): which stage, which file
+        print(f"error: {stage_name(args)}: {e}", file=sys.stderr)
+        return 2
     except ScalinglabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -40,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         # `scalinglab ... | head` closed our stdout: not an error worth a traceback.
         sys.stderr.close()
         return 0
+    except OSError as e:  # the environment, not a bug: one line, not a traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {stage_name(args)}: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume", file=sys.stderr)
         return 130

@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from scalinglab.utils import strict_json
+from scalinglab import io as sio
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(strict_json.dumps(data, indent=2))
+    sys.stdout.write(sio.dumps(data, indent=2))
     sys.stdout.write("\n")
 
 

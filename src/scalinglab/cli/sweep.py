@@ -37,8 +37,14 @@ def plan_rows(specs: list[RunSpec]) -> list[dict]:
 
 
 def run_plan(args) -> int:
+    from scalinglab.io import locked
     from scalinglab.scaling.study import extend_brackets
 
+    with locked(args.study, "a study"):  # plan.json is rewritten: not under a running sweep
+        return _plan(args, extend_brackets)
+
+
+def _plan(args, extend_brackets) -> int:
     if args.extend:
         new = extend_brackets(args.study)
         if not args.json:
@@ -64,12 +70,15 @@ def run_run(args) -> int:
                     progress=not args.quiet)
     if args.json:
         print_json({"complete": out.complete, "failed": out.failed, "trained": out.trained,
-                    "added": out.added, "study_csv": str(Path(args.study) / "study.csv")})
+                    "added": out.added, "busy": out.busy,
+                    "study_csv": str(Path(args.study) / "study.csv")})
     else:
         added = f", bracketing added {len(out.added)}" if out.added else ""
+        busy = (f", {len(out.busy)} left pending (trained by another process: "
+                f"{', '.join(out.busy)})" if out.busy else "")
         print(f"{args.study}: {out.complete} complete, {out.failed} failed "
-              f"({out.trained} trained now{added}); table: {Path(args.study) / 'study.csv'}")
-    return 1 if out.failed else 0
+              f"({out.trained} trained now{added}{busy}); table: {Path(args.study) / 'study.csv'}")
+    return 1 if out.failed or out.busy else 0
 
 
 def run_status_cmd(args) -> int:

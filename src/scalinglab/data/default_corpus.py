@@ -34,10 +34,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from scalinglab import io as sio
 from scalinglab.data.document import Document
-from scalinglab.data.shards import atomic_write_bytes
 from scalinglab.errors import ScalinglabError
-from scalinglab.utils import strict_json
+from scalinglab.io import atomic_write_bytes
 
 CORPUS_VERSION = "default-v2"
 CHUNK_BYTES = 2_000_000  # text bytes per cached JSONL file
@@ -281,7 +281,7 @@ def _write_jsonl(out: Path, name: str, docs: list[Document], chunk_bytes: int) -
         # ids are stored without the "source/" prefix that the JSONL reader adds back
         row = {"text": d.text, "id": d.id.removeprefix(f"{d.source}/"), "source": d.source,
                **d.metadata}
-        chunks[-1].append(strict_json.dumps(row))
+        chunks[-1].append(sio.dumps(row))
         size += len(d.text)
     files = []
     for i, lines in enumerate(chunks):
@@ -341,7 +341,7 @@ def fetch_default_corpus(cache_dir: str | Path | None = None, *, force: bool = F
     manifest = {"version": CORPUS_VERSION, "sources": sources, "missing": missing,
                 "documents": sum(s["documents"] for s in sources.values()),
                 "bytes": sum(s["bytes"] for s in sources.values())}
-    atomic_write_bytes(manifest_path, (strict_json.dumps(manifest, indent=2) + "\n").encode())
+    atomic_write_bytes(manifest_path, (sio.dumps(manifest, indent=2) + "\n").encode())
     log(f"default corpus: {manifest['documents']} documents, {manifest['bytes'] / 1e6:.1f} MB "
         f"in {out}")
     return DefaultCorpus(out, manifest)

@@ -27,7 +27,6 @@ Example::
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -36,7 +35,7 @@ import numpy as np
 
 from scalinglab.data.text_hash import hash_words, ngram_hashes, normalize_words
 from scalinglab.errors import ScalinglabError
-from scalinglab.utils import strict_json
+from scalinglab.io import replace_dir
 
 __all__ = ["NgramIndex", "normalize_words", "query_n"]
 
@@ -140,10 +139,8 @@ class NgramIndex:
         for name, arr in (("words", self.words), ("offsets", self.offsets),
                           ("grams", grams), ("doc_freq", freq)):
             np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
-        (tmp / "header.json").write_text(strict_json.dumps(self.header(), indent=2) + "\n")
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        (tmp / "header.json").write_text(json.dumps(self.header(), indent=2) + "\n")
+        replace_dir(tmp, path)  # fsynced; the old index is deleted only after the rename
 
     @classmethod
     def load(cls, path: str | Path) -> NgramIndex:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 import time
 from collections import Counter
@@ -40,18 +39,18 @@ from concurrent.futures import as_completed as futures_as_completed
 from pathlib import Path
 from typing import Any
 
+from scalinglab import io as sio
 from scalinglab.config import Config
 from scalinglab.data.contamination import finish_corpus, scan_steps
 from scalinglab.data.document import Document
 from scalinglab.data.mixture import MixtureConfig, plan_mixture, sample_mixture
-from scalinglab.data.shards import atomic_write_bytes
 from scalinglab.data.sources import Part, ReadStats, SourceConfig, list_parts
 from scalinglab.data.steps.base import PipelineStep, StepStats
 from scalinglab.data.steps.decontam import DecontamConfig, Decontaminate
 from scalinglab.data.steps.dedup import DedupConfig
 from scalinglab.data.steps.filters import QualityConfig, RepetitionConfig
 from scalinglab.errors import ScalinglabError
-from scalinglab.utils import strict_json
+from scalinglab.io import AtomicLineWriter, atomic_write_bytes, locked
 
 STATS_FILE = "stats.json"
 
@@ -98,7 +97,7 @@ def build_steps(cfg: PrepareConfig) -> list[PipelineStep]:
 
 
 def doc_to_json(doc: Document) -> str:
-    return strict_json.dumps({"text": doc.text, "id": doc.id, "source": doc.source,
+    return sio.dumps({"text": doc.text, "id": doc.id, "source": doc.source,
                        "metadata": doc.metadata}, ensure_ascii=False)
 
 
@@ -113,26 +112,6 @@ def read_jsonl_docs(path: Path) -> Iterator[Document]:
         for line in f:
             if line.strip():
                 yield doc_from_json(line)
-
-
-class AtomicLineWriter:
-    """Writes lines to a hidden temporary file; ``commit`` fsyncs and renames it into place."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        self.f = open(self.tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in commit
-        self.lines = 0
-
-    def write(self, line: str) -> None:
-        self.f.write(line + "\n")
-        self.lines += 1
-
-    def commit(self) -> None:
-        self.f.flush()
-        os.fsync(self.f.fileno())
-        self.f.close()
-        os.replace(self.tmp, self.path)
 
 
 # ----------------------------------------------------------------------------- executor
@@ -187,7 +166,7 @@ def _done_stats(part: Part, out: Path) -> dict[str, Any] | None:
 def _run_and_mark(part: Part, steps: list[PipelineStep], out: Path, bar) -> dict[str, Any]:
     stats = _run_part(part, steps, out, bar)
     marker = out / "parts" / f"{part.key}.done.json"
-    atomic_write_bytes(marker, (strict_json.dumps(stats) + "\n").encode())  # after the output
+    atomic_write_bytes(marker, (sio.dumps(stats) + "\n").encode())  # after the output
     return stats
 
 
@@ -239,7 +218,7 @@ def _check_config(cfg: PrepareConfig, out: Path) -> None:
             raise ScalinglabError(f"{out}: holds a corpus prepared with another config "
                                   f"({path}); use another --out or delete it")
     else:
-        atomic_write_bytes(path, (strict_json.dumps(cfg.as_dict(), indent=2) + "\n").encode())
+        atomic_write_bytes(path, (sio.dumps(cfg.as_dict(), indent=2) + "\n").encode())
 
 
 def prepare(cfg: PrepareConfig) -> dict[str, Any]:
@@ -256,6 +235,12 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
     if len(set(names)) != len(names):
         raise ScalinglabError(f"prepare: two sources share a name in {names}; set `name:`")
     parts = [p for src in cfg.sources for p in list_parts(src)]
+    with locked(out, "a corpus being prepared"):  # one writer: a second would delete our temps
+        return _prepare(cfg, out, parts)
+
+
+def _prepare(cfg: PrepareConfig, out: Path, parts: list[Part]) -> dict[str, Any]:
+    """The body of ``prepare``, with ``out`` locked."""
     (out / "parts").mkdir(parents=True, exist_ok=True)
     _check_config(cfg, out)
     for tmp in [*out.glob(".*.tmp-*"), *(out / "parts").glob(".*.tmp-*")]:
@@ -280,7 +265,7 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
                                     stats["mixture"])
     stats.update(finish_corpus(out, steps, cfg.ngram_index))
     stats["elapsed_s"] = time.perf_counter() - start
-    atomic_write_bytes(out / STATS_FILE, (strict_json.dumps(stats, indent=2) + "\n").encode())
+    atomic_write_bytes(out / STATS_FILE, (sio.dumps(stats, indent=2) + "\n").encode())
     return stats
 
 

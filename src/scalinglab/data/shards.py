@@ -15,14 +15,14 @@ carries stage-level information (tokenizer path, stats); the trainer does not ne
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from scalinglab import io as sio
 from scalinglab.errors import ScalinglabError
-from scalinglab.utils import strict_json
+from scalinglab.io import atomic_write_bytes
 
 SHARD_FORMAT = "scalinglab-shard"
 SHARD_VERSION = 1
@@ -34,15 +34,6 @@ class ShardError(ScalinglabError, ValueError):
 
 def dtype_for_vocab(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size <= 1 << 16 else np.dtype(np.uint32)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def write_shard(directory: str | Path, split: str, index: int, tokens: np.ndarray,
@@ -63,7 +54,7 @@ def write_shard(directory: str | Path, split: str, index: int, tokens: np.ndarra
         "num_docs": int(num_docs if num_docs is not None else (arr == eot_id).sum()),
         "vocab_size": int(vocab_size), "eot_id": int(eot_id),
     }
-    atomic_write_bytes(stem.with_suffix(".json"), (strict_json.dumps(header) + "\n").encode())
+    atomic_write_bytes(stem.with_suffix(".json"), (sio.dumps(header) + "\n").encode())
     return stem.with_suffix(".bin")
 
 

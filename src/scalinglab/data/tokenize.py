@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from scalinglab import io as sio
 from scalinglab.config import Config
-from scalinglab.data.pipeline import STATS_FILE, AtomicLineWriter, read_jsonl_docs
-from scalinglab.data.shards import atomic_write_bytes, write_shard
+from scalinglab.data.pipeline import STATS_FILE, read_jsonl_docs
+from scalinglab.data.shards import write_shard
 from scalinglab.errors import ScalinglabError
-from scalinglab.utils import strict_json
+from scalinglab.io import AtomicLineWriter, atomic_write_bytes, locked
 
 EOT_TOKEN = "<|endoftext|>"
 TRAIN_INDEX_DIR = "ngram_index"
@@ -130,8 +131,6 @@ def _encode_file(path: Path, tok, eot: int, val_ids: set[str], batch: int,
 
 def tokenize_corpus(cfg: TokenizeConfig) -> dict[str, Any]:
     """Tokenize and pack a prepared corpus into train/val shards; returns the stats."""
-    from tqdm import tqdm
-
     if not cfg.out:
         raise ScalinglabError("tokenize: no output directory given (--out)")
     out = Path(cfg.out)
@@ -140,7 +139,16 @@ def tokenize_corpus(cfg: TokenizeConfig) -> dict[str, Any]:
     files = corpus_files(cfg.corpus)
     tok, eot, vocab = load_tokenizer(cfg.tokenizer, cfg.eot_token)
     val_ids = choose_val_ids(files, cfg.val_fraction, cfg.seed)
-    out.mkdir(parents=True, exist_ok=True)
+    with locked(out, "a shard directory being tokenised"):
+        return _tokenize(cfg, out, files, (tok, eot, vocab), val_ids)
+
+
+def _tokenize(cfg: TokenizeConfig, out: Path, files: list[Path], tokenizer: tuple,
+              val_ids: set[str]) -> dict[str, Any]:
+    """The body of ``tokenize_corpus``, with ``out`` locked."""
+    from tqdm import tqdm
+
+    tok, eot, vocab = tokenizer
     _check_settings(cfg, out, vocab)
     totals = {s: {"tokens": 0, "docs": 0, "bytes": 0, "eot_removed_from_text": 0}
               for s in ("train", "val")}
@@ -160,7 +168,7 @@ def tokenize_corpus(cfg: TokenizeConfig) -> dict[str, Any]:
                     done[split] = {"tokens": int(tokens.size), "docs": docs, "bytes": nbytes,
                                    "eot_removed_from_text": removed}
                     new_tokens += int(tokens.size)
-                atomic_write_bytes(marker, strict_json.dumps(done).encode())
+                atomic_write_bytes(marker, sio.dumps(done).encode())
             for split, counts in done.items():
                 for k, v in counts.items():
                     totals[split][k] += v
@@ -169,7 +177,7 @@ def tokenize_corpus(cfg: TokenizeConfig) -> dict[str, Any]:
     if cfg.ngram_index:
         _write_train_index(out, files, val_ids)
     meta = _meta(cfg, vocab, eot, totals, elapsed, new_tokens)
-    atomic_write_bytes(out / "meta.json", (strict_json.dumps(meta, indent=2) + "\n").encode())
+    atomic_write_bytes(out / "meta.json", (sio.dumps(meta, indent=2) + "\n").encode())
     return meta
 
 
@@ -182,7 +190,7 @@ def _check_settings(cfg: TokenizeConfig, out: Path, vocab: int) -> None:
     if path.exists() and json.loads(path.read_text()) != mine:
         raise ScalinglabError(f"{out}: holds shards from other settings ({path}); "
                               "use another --out or delete it")
-    atomic_write_bytes(path, strict_json.dumps(mine).encode())
+    atomic_write_bytes(path, sio.dumps(mine).encode())
 
 
 def _write_val_docs(out: Path, files: list[Path], val_ids: set[str]) -> None:
@@ -191,7 +199,7 @@ def _write_val_docs(out: Path, files: list[Path], val_ids: set[str]) -> None:
     for f in files:
         for d in read_jsonl_docs(f):
             if d.id in val_ids and not d.metadata.get("copy"):
-                writer.write(strict_json.dumps({"text": d.text, "id": d.id, "source": d.source},
+                writer.write(sio.dumps({"text": d.text, "id": d.id, "source": d.source},
                                         ensure_ascii=False))
     writer.commit()
 

@@ -13,7 +13,7 @@ from scalinglab.eval.runner import evaluate
 from scalinglab.eval.scoring import Scorer
 from scalinglab.eval.tasks import resolve_task
 from scalinglab.eval.tokenizer import load_tokenizer, tokenizer_for_run
-from scalinglab.train.checkpoint import atomic_write_json
+from scalinglab.io import atomic_write_json
 
 
 def heldout_for(run_dir: Path) -> Path | None:

@@ -393,7 +393,7 @@ def toxicity_run(model: str | Path, prompts: list[Prompt], stats: PromptStats,
     ``RUN/toxicity.json`` atomically; returns (results, path)."""
     from scalinglab.eval.model_io import load_eval_model, run_dir_of
     from scalinglab.eval.tokenizer import load_tokenizer, tokenizer_for_run
-    from scalinglab.train.checkpoint import atomic_write_json
+    from scalinglab.io import atomic_write_json
 
     run_dir = run_dir_of(model)
     net = load_eval_model(model, device=device).eval()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import pickle
 import re
 import shutil
@@ -47,8 +46,9 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
+from scalinglab.io import atomic_write, atomic_write_json, remove_dir, replace_dir
 from scalinglab.model.config import ModelConfig
-from scalinglab.train.checkpoint import CHECKPOINT_DIR, CheckpointError, atomic_write_json
+from scalinglab.train.checkpoint import CHECKPOINT_DIR, CheckpointError
 
 _STEP_DIR = re.compile(r"step-(\d+)$")
 # Optimiser state and hyper-parameters keyed by parameter name ("state.<fqn>.exp_avg",
@@ -176,19 +176,18 @@ def save(run_dir: str | Path, step: int, model: nn.Module, optimizer: torch.opti
     final = step_dir(run_dir, step)
     tmp = final.with_name(f".{final.name}.tmp")
     rank = dist.get_rank()
-    if rank == 0 and tmp.exists():
-        shutil.rmtree(tmp)  # left by a killed save
+    if rank == 0:
+        for stale in [tmp, *final.parent.glob(".step-*.old-*")]:
+            shutil.rmtree(stale, ignore_errors=True)  # left by a killed save or prune
     dist.barrier()
     msd, osd = get_state_dict(model, optimizer, options=_OPTIONS)
     dcp.save({"model": msd, "optimizer": osd}, checkpoint_id=str(tmp))
     dist.barrier()
     if rank == 0:
         atomic_write_json(tmp / TRAINER_STATE, trainer_state)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        replace_dir(tmp, final)  # the old step-N (a re-save) is deleted only after this
         for old in checkpoint_dirs(run_dir)[:-max(1, keep)]:
-            shutil.rmtree(step_dir(run_dir, old), ignore_errors=True)
+            remove_dir(step_dir(run_dir, old))
     dist.barrier()
     return final
 
@@ -237,8 +236,5 @@ def export(run_dir: str | Path, model: nn.Module, cfg: ModelConfig, leader: bool
     if cfg.tie_embeddings:
         state.pop("output.weight", None)
     state = {k: v.contiguous() for k, v in sorted(state.items())}
-    path = Path(run_dir) / "model.safetensors"
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    save_file(state, str(tmp))
-    os.replace(tmp, path)
+    atomic_write(Path(run_dir) / "model.safetensors", lambda p: save_file(state, str(p)))
     atomic_write_json(Path(run_dir) / "model_config.json", cfg.as_dict())

@@ -18,6 +18,7 @@ import gc
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.tensor import DTensor
 from torch.distributed.tensor.parallel import loss_parallel
 
 from scalinglab.config import ConfigError
+from scalinglab.errors import ScalinglabError
+from scalinglab.io import atomic_write_json, locked
 from scalinglab.model.accounting import FlopConvention, train_flops_per_token
 from scalinglab.parallel import checkpoint as dckpt
 from scalinglab.parallel.dims import AXES, ParallelDims, init_process_group
@@ -323,15 +327,45 @@ class DistributedTrainer(Trainer):
         dist.barrier()
         if self.rank == 0 and not config_path.exists():
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            ckpt.atomic_write_json(config_path, self.cfg.as_dict())
+            atomic_write_json(config_path, self.cfg.as_dict())
         dist.barrier()
 
+    @contextlib.contextmanager
+    def _lock(self):
+        """Rank 0 locks the shared run directory and tells every rank whether it could, so a
+        refused lock stops all ranks at once instead of leaving the others in a barrier."""
+        with contextlib.ExitStack() as stack:
+            refused: list[Any] = [None]
+            if self.rank == 0:
+                try:
+                    stack.enter_context(locked(self.run_dir, "a training run"))
+                except ScalinglabError as e:
+                    refused[0] = e
+            shared = [None if refused[0] is None else str(refused[0])]
+            dist.broadcast_object_list(shared, src=0)
+            if shared[0] is not None:
+                raise refused[0] or ScalinglabError(shared[0])
+            yield
+
     def _resume(self) -> int | None:
-        """Load the newest sharded checkpoint, resharding it to this layout."""
+        """Load the newest valid sharded checkpoint, resharding it to this layout; a torn one
+        (DCP raises on every rank alike) falls back to the one before it."""
         steps = dckpt.checkpoint_dirs(self.run_dir)
         if not steps:
             return None
-        state = dckpt.load(dckpt.step_dir(self.run_dir, steps[-1]), self.model, self.optimizer)
+        state = None
+        for i, step in enumerate(reversed(steps)):
+            try:
+                state = dckpt.load(dckpt.step_dir(self.run_dir, step), self.model,
+                                   self.optimizer)
+                break
+            # DCP wraps every rank's failure in CheckpointException, a BaseException
+            except (Exception, CheckpointException) as e:  # noqa: BLE001 - try the older one
+                if i == len(steps) - 1:
+                    raise
+                if self.rank == 0:
+                    print(f"warning: skipping unreadable checkpoint "
+                          f"{dckpt.step_dir(self.run_dir, step)}: {e}", file=sys.stderr)
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         self.last_val_loss = state.get("last_val_loss")
         self.last_val_step = int(state.get("last_val_step", -1))
@@ -348,7 +382,7 @@ class DistributedTrainer(Trainer):
 
     def _write_summary(self, path: Path, summary: dict[str, Any]) -> None:
         if self.rank == 0:
-            ckpt.atomic_write_json(path, summary)
+            atomic_write_json(path, summary)
         dist.barrier()
 
     def summary(self) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from scalinglab.io import atomic_write_text
 
 
 def write_report(study: str | Path, out: str | Path | None = None) -> Path:
@@ -13,7 +14,4 @@ def write_report(study: str | Path, out: str | Path | None = None) -> Path:
 
     page = render(load_study(study))
     path = Path(out) if out else Path(study) / "report.html"
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, page)

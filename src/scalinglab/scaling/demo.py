@@ -36,8 +36,8 @@ import numpy as np
 from scalinglab.config import Config, ConfigError
 from scalinglab.data.shards import write_shard
 from scalinglab.errors import ScalinglabError
+from scalinglab.io import atomic_write_json
 from scalinglab.model.accounting import FlopConvention, law_param_count
-from scalinglab.train.checkpoint import atomic_write_json
 
 
 @dataclasses.dataclass
@@ -337,8 +337,9 @@ def fit_stage(cfg: DemoConfig, study: Path) -> dict[str, Any]:
     A holdout check that fails is recorded in fits.json (``holdout.error``) and the demo goes
     on: the fits of the whole study stand without it.
     """
+    from scalinglab.io import strict_json
     from scalinglab.scaling.fitdata import load_study
-    from scalinglab.scaling.fits_io import clean_json, fit_data, write_fits
+    from scalinglab.scaling.fits_io import fit_data, write_fits
     from scalinglab.scaling.holdout import holdout_largest
     from scalinglab.scaling.study import read_json, read_study_csv
 
@@ -350,7 +351,7 @@ def fit_stage(cfg: DemoConfig, study: Path) -> dict[str, Any]:
     data = load_study(study)
     fits = {"source": str(study)} | fit_data(data, n_boot=cfg.bootstrap)
     try:
-        fits["holdout"] = clean_json(holdout_largest(data, n_boot=cfg.bootstrap,
+        fits["holdout"] = strict_json(holdout_largest(data, n_boot=cfg.bootstrap,
                                                      factor=cfg.trust_factor))
     except ScalinglabError as e:  # e.g. fewer than 3 budgets
         fits["holdout"] = {"error": f"{type(e).__name__}: {e}"}

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import math
-import os
 from pathlib import Path
 
-import numpy as np
-
+from scalinglab.io import atomic_write_json, strict_json
 from scalinglab.scaling.backtest import backtest, recommend
 from scalinglab.scaling.bootstrap import fit_all
 from scalinglab.scaling.fitdata import FitData, load_study
@@ -18,26 +14,9 @@ SELF_BACKTEST_FACTORS = (2, 4, 8, 16, 32, 100)
 SELF_BACKTEST_BOOT = 100
 
 
-def clean_json(value):
-    """numpy scalars -> Python, NaN/inf -> None, so fits.json is strict JSON."""
-    if isinstance(value, dict):
-        return {str(k): clean_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [clean_json(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def write_fits(path: str | Path, fits: dict) -> Path:
-    """Write ``fits`` atomically (tmp file + os.replace) as strict JSON."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(clean_json(fits), indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Write ``fits`` atomically (fsynced, see scalinglab.io) as strict JSON."""
+    return atomic_write_json(path, strict_json(fits))
 
 
 def self_backtest(data: FitData, seed: int = 0, n_boot: int = SELF_BACKTEST_BOOT) -> dict:
@@ -64,7 +43,7 @@ def fit_data(data: FitData, n_boot: int = 1000, seed: int = 0,
     fits["recommended"] = rec
     if holdout:
         fits["holdout"] = holdout_largest(data, n_boot=n_boot, seed=seed)
-    return clean_json(fits)
+    return strict_json(fits)
 
 
 def fit_study(study: str | Path, n_boot: int = 1000, seed: int = 0,

@@ -3,15 +3,23 @@
 Every run goes through ``execute_run``, which trains (or resumes) it with the trainer's Python
 API and turns an exception into ``error.json`` in the run directory, so one broken run never
 stops the sweep. Runs with ``summary.json`` are skipped; a sweep killed mid-run leaves that run
-pending and its checkpoints let it resume. ``run_sweep`` alternates running and adaptive
-bracketing until every IsoFLOP grid has an interior minimum (or ``bracket_rounds`` is spent).
+pending and its checkpoints let it resume. The study is locked while a sweep runs it, each run
+directory while it trains (a run another process trains is left pending, never trained twice
+at once), and worker processes die with the sweep that started them, even on SIGKILL.
+``run_sweep`` alternates running and adaptive bracketing until every IsoFLOP grid has an
+interior minimum (or ``bracket_rounds`` is spent).
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -22,6 +30,7 @@ from tqdm import tqdm
 
 from scalinglab.config import ConfigError
 from scalinglab.errors import ScalinglabError
+from scalinglab.io import LockedError, atomic_write_json, locked
 from scalinglab.scaling.study import (
     divergence,
     extend_brackets,
@@ -29,8 +38,13 @@ from scalinglab.scaling.study import (
     run_status,
     write_study_csv,
 )
-from scalinglab.scaling.sweep import RunSpec, SlurmConfig, load_plan, load_sweep_config
-from scalinglab.train.checkpoint import atomic_write_json
+from scalinglab.scaling.sweep import (
+    RunSpec,
+    SlurmConfig,
+    SweepConfig,
+    load_plan,
+    load_sweep_config,
+)
 
 LAUNCHERS = ("local", "slurm")
 
@@ -53,11 +67,11 @@ def execute_run(train_cfg: dict[str, Any], threads: int = 0,
         torch.set_num_threads(threads)
     try:
         summary = train(TrainConfig.from_dict(train_cfg), progress=progress)
+    except LockedError as e:  # another process trains this run: not a failure, not ours
+        return {"status": "busy", "error": str(e), "run": out.name}
     except Exception as e:  # noqa: BLE001 - any failure of one run is recorded, not raised
         message = f"{type(e).__name__}: {e}"
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "error.json", {"error": message,
-                                               "traceback": traceback.format_exc()})
+        _write_error(out, {"error": message, "traceback": traceback.format_exc()})
         return {"status": "failed", "error": message}
     (out / "error.json").unlink(missing_ok=True)
     if summary.get("status") == "diverged":
@@ -65,12 +79,22 @@ def execute_run(train_cfg: dict[str, Any], threads: int = 0,
     return {**summary, "status": "complete"}
 
 
+def _write_error(out: Path, payload: dict[str, Any]) -> None:
+    """Write ``error.json``; when that fails too (the disk that failed the run is full), say
+    so in one line instead of crashing the sweep's failure handler."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "error.json", payload)
+    except (OSError, ScalinglabError) as e:
+        print(f"warning: {out / 'error.json'}: cannot record the failure ({e}); "
+              f"the run failed with: {payload['error']}", file=sys.stderr)
+
+
 def record_failure(study: str | Path, run_id: str, message: str) -> None:
     """error.json for a run that died outside ``execute_run`` (a killed worker or job)."""
     d = run_dir(study, run_id)
     if not (d / "summary.json").exists() and not (d / "error.json").exists():
-        d.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(d / "error.json", {"error": message})
+        _write_error(d, {"error": message})
 
 
 def pending_runs(study: str | Path, retry_failed: bool = False) -> list[RunSpec]:
@@ -94,6 +118,32 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _set_parent_death_signal() -> bool:
+    """Ask Linux to SIGKILL this process when its parent dies (prctl PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def die_with_parent(parent: int) -> None:
+    """Worker initializer: a sweep killed with SIGKILL runs no cleanup, so its workers must
+    notice on their own, or they train on (and a rerun would train the same runs again)."""
+    if not _set_parent_death_signal():
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
 # ---------------------------------------------------------------------- launchers
 
 
@@ -106,7 +156,7 @@ class _Bar:
         self.failed = 0
 
     def done(self, spec: RunSpec, result: dict[str, Any]) -> None:
-        if result.get("status") != "complete":
+        if result.get("status") not in ("complete", "busy"):  # busy: trained elsewhere
             self.failed += 1
         loss = result.get("final_val_loss")
         post = {"last": spec.run_id, "failed": self.failed}
@@ -140,7 +190,8 @@ def run_local(study: str | Path, specs: list[RunSpec], workers: int = 1,
                     on_done(spec, results[-1])
             return results
         ctx = multiprocessing.get_context("spawn")  # fork + torch threads can deadlock
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(execute_run, cfg, threads): spec
                        for spec, cfg in zip(specs, trains, strict=True)}
             for fut in as_completed(futures):
@@ -230,6 +281,8 @@ class SweepOutcome:
     """Runs trained (or resumed) by this call."""
     added: list[str] = dataclasses.field(default_factory=list)
     """Run ids added by adaptive bracketing."""
+    busy: list[str] = dataclasses.field(default_factory=list)
+    """Run ids left pending because another process is training them."""
 
 
 def run_sweep(study: str | Path, workers: int = 1, launcher: str = "local",
@@ -243,6 +296,13 @@ def run_sweep(study: str | Path, workers: int = 1, launcher: str = "local",
     if launcher not in LAUNCHERS:
         raise ConfigError(f"--launcher must be one of {LAUNCHERS}, got {launcher!r}")
     cfg = load_sweep_config(study)
+    with locked(study, "a study being run"):
+        return _sweep(study, cfg, workers, launcher, retry_failed, bracket, progress)
+
+
+def _sweep(study: str | Path, cfg: SweepConfig, workers: int, launcher: str,
+           retry_failed: bool, bracket: bool, progress: bool) -> SweepOutcome:
+    """The rounds of ``run_sweep``, with the study locked."""
     outcome = SweepOutcome()
     specs = pending_runs(study, retry_failed)
     for round_ in range(cfg.bracket_rounds + 1):
@@ -251,7 +311,8 @@ def run_sweep(study: str | Path, workers: int = 1, launcher: str = "local",
         else:
             results = run_local(study, specs, workers, progress,
                                 on_done=lambda *_: write_study_csv(study))
-        outcome.trained += len(results)
+        outcome.trained += sum(r.get("status") != "busy" for r in results)
+        outcome.busy += [r["run"] for r in results if r.get("status") == "busy"]
         write_study_csv(study)
         if not bracket or round_ == cfg.bracket_rounds:
             break

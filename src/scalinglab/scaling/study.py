@@ -15,10 +15,10 @@ import csv
 import io
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
+from scalinglab.io import atomic_write_text
 from scalinglab.model.accounting import all_conventions, count_params
 from scalinglab.scaling.sweep import (
     RunSpec,
@@ -122,10 +122,7 @@ def write_study_csv(study: str | Path) -> Path:
     writer.writeheader()
     writer.writerows(collect(study))
     path = Path(study) / "study.csv"
-    tmp = path.with_name(f".study.csv.tmp-{os.getpid()}")
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, buf.getvalue())
 
 
 def read_study_csv(path: str | Path) -> list[dict[str, Any]]:

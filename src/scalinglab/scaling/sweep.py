@@ -32,6 +32,7 @@ from typing import Any
 
 from scalinglab.config import Config, ConfigError
 from scalinglab.data.shards import open_split
+from scalinglab.io import atomic_write_json
 from scalinglab.model.accounting import (
     FlopConvention,
     count_params,
@@ -40,7 +41,6 @@ from scalinglab.model.accounting import (
 )
 from scalinglab.model.config import ModelConfig
 from scalinglab.model.presets import shape_for_params
-from scalinglab.train.checkpoint import atomic_write_json
 from scalinglab.train.config import TrainConfig
 
 PLAN_VERSION = 1

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 
 from scalinglab.config import Config
 from scalinglab.errors import ScalinglabError
-from scalinglab.utils import strict_json
+from scalinglab.io import atomic_write, atomic_write_json
 
 EOT = "<|endoftext|>"
 _PUA = 0xF0000  # supplementary private-use plane: one character per stage-1 token id
@@ -185,11 +184,5 @@ def train_tokenizer(texts: list[str], cfg: TokenizerConfig) -> Tokenizer:
 def save_tokenizer(tok: Tokenizer, path: str | Path, stats: dict) -> None:
     """Write ``tokenizer.json`` atomically and its stats as ``<stem>.stats.json`` beside it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tok.save(str(tmp))
-    os.replace(tmp, path)
-    stats_path = path.with_name(path.stem + ".stats.json")
-    stats_tmp = stats_path.with_name(stats_path.name + ".tmp")
-    stats_tmp.write_text(strict_json.dumps(stats, indent=2) + "\n")
-    os.replace(stats_tmp, stats_path)
+    atomic_write(path, lambda tmp: tok.save(str(tmp)))
+    atomic_write_json(path.with_name(path.stem + ".stats.json"), stats)

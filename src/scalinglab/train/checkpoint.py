@@ -8,8 +8,8 @@ exported as ``RUN/model.safetensors`` beside ``RUN/model_config.json`` for evalu
 
 from __future__ import annotations
 
-import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from scalinglab.errors import ScalinglabError
+from scalinglab.io import atomic_write, atomic_write_json
 from scalinglab.model.config import ModelConfig
 from scalinglab.model.transformer import Transformer
-from scalinglab.utils import strict_json
 
 CHECKPOINT_DIR = "checkpoints"
 _STEP_RE = re.compile(r"step-(\d+)\.pt$")
@@ -27,17 +27,6 @@ _STEP_RE = re.compile(r"step-(\d+)\.pt$")
 
 class CheckpointError(ScalinglabError, ValueError):
     """A checkpoint or exported model that cannot be read; the message names the file."""
-
-
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: str | Path, data: Any) -> None:
-    _atomic(Path(path), lambda p: Path(p).write_text(strict_json.dumps(data, indent=2) + "\n"))
 
 
 def checkpoint_steps(run_dir: str | Path) -> list[int]:
@@ -51,11 +40,18 @@ def save_checkpoint(run_dir: str | Path, step: int, state: dict[str, Any], keep:
     """Write ``state`` for ``step`` atomically and drop all but the newest ``keep``."""
     path = Path(run_dir) / CHECKPOINT_DIR / f"step-{step:08d}.pt"
     for stale in path.parent.glob(".step-*.tmp-*"):  # torn writes of a killed earlier session
-        stale.unlink(missing_ok=True)
-    _atomic(path, lambda p: torch.save(state, p))
+        stale.unlink(missing_ok=True)  # safe: the run directory is locked by its one writer
+    atomic_write(path, lambda p: _torch_save(state, p))
     for old in checkpoint_steps(run_dir)[:-max(1, keep)]:
         (Path(run_dir) / CHECKPOINT_DIR / f"step-{old:08d}.pt").unlink(missing_ok=True)
     return path
+
+
+def _torch_save(state: dict[str, Any], path: Path) -> None:
+    # Through a Python file object so that a full disk raises OSError(ENOSPC), which
+    # atomic_write reports with the path (torch.save(state, name) raises a bare RuntimeError).
+    with open(path, "wb") as f:
+        torch.save(state, f)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -70,13 +66,42 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return Path(run_dir) / CHECKPOINT_DIR / f"step-{steps[-1]:08d}.pt" if steps else None
 
 
+REQUIRED_KEYS = ("model", "optimizer", "step", "elapsed", "rng")
+
+
+def load_latest_valid(run_dir: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint that loads and holds a full training state, or None.
+
+    A newer one that is torn or truncated (a kill or a full disk mid-save, a bad copy) is
+    skipped with a warning: resuming from the one before it costs a few steps, failing the
+    run costs all of them. If none is valid the newest one's error is raised.
+    """
+    steps = checkpoint_steps(run_dir)
+    first_error: CheckpointError | None = None
+    for step in reversed(steps):
+        path = Path(run_dir) / CHECKPOINT_DIR / f"step-{step:08d}.pt"
+        try:
+            state = load_checkpoint(path)
+            missing = [k for k in REQUIRED_KEYS if k not in state]
+            if missing:
+                raise CheckpointError(f"{path}: not a training checkpoint (no {missing})")
+        except CheckpointError as e:
+            first_error = first_error or e
+            print(f"warning: skipping unreadable checkpoint: {e}", file=sys.stderr)
+            continue
+        return path, state
+    if first_error is not None:
+        raise first_error
+    return None
+
+
 def export_model(run_dir: str | Path, model: torch.nn.Module, cfg: ModelConfig) -> Path:
     """Write ``model.safetensors`` (tied weights stored once) and ``model_config.json``."""
     run_dir = Path(run_dir)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     if cfg.tie_embeddings:
         state.pop("output.weight", None)
-    _atomic(run_dir / "model.safetensors", lambda p: save_file(state, str(p)))
+    atomic_write(run_dir / "model.safetensors", lambda p: save_file(state, str(p)))
     atomic_write_json(run_dir / "model_config.json", cfg.as_dict())
     return run_dir / "model.safetensors"
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from scalinglab.utils import strict_json
+from scalinglab.io import JsonlWriter, atomic_write_text, dumps, read_jsonl
 
 
 class JsonlLogger:
@@ -18,40 +17,29 @@ class JsonlLogger:
     def __init__(self, path: str | Path, resume_step: int | None):
         self.path = Path(path)
         if resume_step is None:
-            self.path.write_text("")
+            atomic_write_text(self.path, "")
         else:
             self._truncate_after(resume_step)
-        self._fh = open(self.path, "a")
+        self._writer = JsonlWriter(self.path)
 
     def _truncate_after(self, step: int) -> None:
-        keep = []
-        if self.path.exists():
-            for line in self.path.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    break  # a torn last line from a kill
-                if row.get("step", 0) > step:
-                    break
-                keep.append(line)
-        self.path.write_text("".join(line + "\n" for line in keep))
+        # read_jsonl drops a torn last line (a kill mid-append); the rewrite is atomic so a
+        # second crash here cannot lose the rows that stay.
+        keep = [row for row in read_jsonl(self.path) if row.get("step", 0) <= step]
+        atomic_write_text(self.path, "".join(dumps(row) + "\n" for row in keep))
 
     def rewind(self, step: int) -> None:
         """Drop the rows after ``step`` (a rollback to that step's checkpoint)."""
-        self._fh.close()
+        self._writer.close()
         self._truncate_after(step)
-        self._fh = open(self.path, "a")
+        self._writer = JsonlWriter(self.path)
 
     def log(self, row: dict) -> None:
-        self._fh.write(strict_json.dumps(row) + "\n")
-        self._fh.flush()
+        self._writer.write(row)
 
     def close(self) -> None:
-        self._fh.close()
+        self._writer.close()
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(Path(run_dir) / "metrics.jsonl")

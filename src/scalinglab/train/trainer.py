@@ -22,7 +22,9 @@ from typing import Any
 
 import torch
 
+from scalinglab import io as sio
 from scalinglab.config import ConfigError
+from scalinglab.io import atomic_write_json, locked
 from scalinglab.model.accounting import (
     FlopConvention,
     all_conventions,
@@ -44,7 +46,6 @@ from scalinglab.train.data import TokenWindows
 from scalinglab.train.loss import linear_cross_entropy
 from scalinglab.train.metrics import read_metrics
 from scalinglab.train.optim import build_optimizer, lr_at
-from scalinglab.utils import strict_json
 from scalinglab.utils.hardware import peak_flops
 
 
@@ -243,7 +244,7 @@ class Trainer:
         config_path = self.run_dir / "config.json"
         mine = json.loads(json.dumps(self.cfg.as_dict()))  # as it reads back from disk
         if not config_path.exists():
-            ckpt.atomic_write_json(config_path, mine)
+            atomic_write_json(config_path, mine)
             return
         try:
             saved = _patch_missing_config_keys(json.loads(config_path.read_text()))
@@ -258,15 +259,28 @@ class Trainer:
             )
 
     def _resume(self) -> int | None:
-        """Load the newest checkpoint, if any. Returns the step resumed from."""
-        latest = ckpt.latest_checkpoint(self.run_dir)
-        if latest is None:
+        """Load the newest valid checkpoint, if any. Returns the step resumed from."""
+        found = ckpt.load_latest_valid(self.run_dir)
+        if found is None:
             return None
-        self.load_state_dict(ckpt.load_checkpoint(latest))
+        self.load_state_dict(found[1])
         return self.step
 
     def fit(self) -> dict[str, Any]:
         """Run (or resume) training to the planned step; returns ``summary.json``'s content.
+
+        The run directory is locked meanwhile: a second trainer on it stops with a one-line
+        error naming this process, instead of truncating its metrics and checkpoints.
+        """
+        with self._lock():
+            return self._fit()
+
+    def _lock(self):
+        """The run-directory lock (a hook: distributed ranks share one directory)."""
+        return locked(self.run_dir, "a training run")
+
+    def _fit(self) -> dict[str, Any]:
+        """The body of ``fit``, with the run directory locked.
 
         A run directory whose ``summary.json`` exists is complete and is not trained again.
         Subclasses (the distributed trainer) change the steps through the hooks ``_resume``,
@@ -280,7 +294,7 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_start(self, resume_step)
         self._run_steps()
-        summary = strict_json.finite_or_none(self.summary())  # what summary.json will say
+        summary = sio.strict_json(self.summary())  # what summary.json will say
         if self.diverged is None:  # a diverged model is not exported for evaluation
             self._export()
         for cb in self.callbacks:
@@ -352,7 +366,7 @@ class Trainer:
         ckpt.export_model(self.run_dir, self.model, self.cfg.model)
 
     def _write_summary(self, path: Path, summary: dict[str, Any]) -> None:
-        ckpt.atomic_write_json(path, summary)
+        atomic_write_json(path, summary)
 
     def _add_throughput(self, metrics: dict[str, Any], seconds: float) -> None:
         tokens = self.step * self.plan.tokens_per_step

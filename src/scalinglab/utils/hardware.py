@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from scalinglab.utils import strict_json
+from scalinglab.io import StorageError, atomic_write_json
 
 # Dense (no sparsity) peak FLOP/s by GPU name fragment: (bf16, fp32/tf32).
 GPU_PEAKS = {
@@ -75,8 +75,7 @@ def peak_flops(device: torch.device, dtype: str) -> float:
         torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
         cache[key] = measure_matmul_flops(torch_dtype, str(device))
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(strict_json.dumps(cache, indent=2))
-        except OSError:
+            atomic_write_json(path, cache)  # two processes measuring at once: no torn cache
+        except StorageError:
             pass  # a read-only home only costs a re-measurement next time
     return float(cache[key])
