@@ -15,7 +15,7 @@ from scalinglab.scaling.fitdata import FitData
 TRUTH = ChinchillaLaw(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37)
 
 
-def known_law_runs(noise=0.01, outliers=4, seed=0) -> FitData:
+def known_law_runs(noise=0.005, outliers=4, seed=0) -> tuple[FitData, set[str]]:
     """IsoFLOP-like runs over 5 decades of compute, log-normal noise and a few bad runs."""
     rng = np.random.default_rng(seed)
     n, d = [], []
@@ -29,21 +29,29 @@ def known_law_runs(noise=0.01, outliers=4, seed=0) -> FitData:
     loss[bad] *= 1.15
     c = 6 * n * d
     curves = [Curve(n[i], c[i:i + 1], d[i:i + 1], loss[i:i + 1]) for i in range(n.size)]
-    return FitData([f"r{i}" for i in range(n.size)], n, d, c, loss, np.full(n.size, np.nan),
-                   curves, "6ND (csv)")
+    ids = [f"r{i}" for i in range(n.size)]
+    return FitData(ids, n, d, c, loss, np.full(n.size, np.nan), curves, "6ND (csv)"), {
+        ids[i] for i in bad}
 
 
 @pytest.mark.slow
 def test_known_law_is_recovered_and_intervals_cover():
-    data = known_law_runs()
-    scores = backtest(data, factors=(8, 100), methods=("approach3",), n_boot=100)
+    data, outliers = known_law_runs()
+    scores = backtest(data, factors=(8, 100), methods=("approach3", "approach3_tied"),
+                      n_boot=100)
+    covered = []
     for s in scores:
         r = s.summary()
-        # noise is 1% per run: the law extrapolates within a few noise widths
-        assert r["median_abs_err_pct"] < 1.5, r
-        # the 4 planted outliers are 1.15x off: everything else must be covered
-        assert r["coverage"] >= 0.9, r
-        assert r["median_width_pct"] < 10, r
+        # 0.5% noise per run: 8x and 100x extrapolations stay within a few noise widths
+        assert r["median_abs_err_pct"] < 2.0, r
+        # the planted outliers are 1.15x off; the other held-out runs must be covered (one
+        # fit predicts them all, so their misses come together: >= 85% per case, 90% pooled)
+        runs = [x["covered"] for x in s.runs() if x["run_id"] not in outliers]
+        assert np.mean(runs) >= 0.85, r
+        covered += runs
+        # ... by intervals that are not vacuous
+        assert r["median_width_pct"] < 15, r
+    assert np.mean(covered) >= 0.9
 
 
 def _fits(max_flops=1e20, supported=8.0) -> Fits:

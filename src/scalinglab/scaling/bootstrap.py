@@ -12,7 +12,7 @@ the predictive interval of a new run's loss (``laws.forecast``) adds the residua
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
+from scipy.optimize import brentq
 from tqdm import tqdm
 
 from scalinglab.errors import ScalinglabError
@@ -118,10 +118,12 @@ def residual_sd(law, data: FitData, n_params: int = 0) -> float:
 def extrapolation_kappa(fit_fn, data: FitData, sd: float) -> float | None:
     """How fast a method's errors grow with extrapolation, learned from its own runs.
 
-    Refit on the runs with C <= C_max / ``KAPPA_SUBFIT_FACTOR``, predict the others, and take
-    the kappa that maximises the likelihood of their log errors e_j ~ N(0, s^2 (1 + kappa^2
-    x_j^2)), x_j = log10(C_j / max C of the sub-fit). None when the sub-fit has fewer than
-    ``KAPPA_MIN_RUNS`` runs or fails (``forecast.DEFAULT_KAPPA`` is used then).
+    Refit on the runs with C <= C_max / ``KAPPA_SUBFIT_FACTOR`` and predict the others; their
+    log errors e_j should scatter as N(0, s^2 (1 + kappa^2 x_j^2)), x_j = log10(C_j / max C of
+    the sub-fit). kappa is set robustly, like the MAD: the median of |e_j| / sqrt(1 + kappa^2
+    x_j^2) must equal that of |N(0, s^2)|, 0.6745 s (a likelihood fit let one outlier run
+    make kappa huge). None when the sub-fit has fewer than ``KAPPA_MIN_RUNS`` runs or fails
+    (``forecast.DEFAULT_KAPPA`` is used then).
     """
     sub = data.flops <= data.flops.max() / KAPPA_SUBFIT_FACTOR
     if sub.sum() < KAPPA_MIN_RUNS or sub.all() or sd <= 0:
@@ -131,16 +133,21 @@ def extrapolation_kappa(fit_fn, data: FitData, sd: float) -> float | None:
     except ScalinglabError:
         return None
     held = data.subset(~sub)
-    e = np.log(held.loss) - np.log(law.loss(held.params, held.tokens, held.unique_tokens))
+    e = np.abs(np.log(held.loss) - np.log(law.loss(held.params, held.tokens,
+                                                   held.unique_tokens)))
     x = np.maximum(np.log10(held.flops / data.flops[sub].max()), 0.0)
     if not np.all(np.isfinite(e)):
         return None
+    target = 0.6745 * sd
 
-    def nll(log_k):
-        v = sd**2 * (1 + (np.exp(log_k) * x) ** 2)
-        return float(np.sum(0.5 * e**2 / v + 0.5 * np.log(v)))
+    def excess(log_k: float) -> float:
+        return float(np.median(e / np.sqrt(1 + (np.exp(log_k) * x) ** 2))) - target
 
-    return float(np.exp(minimize_scalar(nll, bounds=(-6, 4), method="bounded").x))
+    if excess(-6.0) <= 0:
+        return 0.0
+    if excess(4.0) >= 0:
+        return float(np.exp(4.0))
+    return float(np.exp(brentq(excess, -6.0, 4.0, xtol=1e-3)))
 
 
 def parametric_fit(method: str, data: FitData, idx: np.ndarray) -> MethodFit:
