@@ -17,8 +17,9 @@ from scalinglab.scaling.study import read_study_csv
 
 def tiny_demo(tmp_path) -> DemoConfig:
     return DemoConfig(out=str(tmp_path / "demo"), corpus="stdlib", seq_len=32,
-                      budgets=[1.5e9, 3e9, 6e9], sizes=3, tokens_per_param=20.0, workers=1,
-                      bootstrap=40, eval_tokens=1024, steps=100)
+                      budgets=[7.5e8, 1.5e9, 3e9, 6e9], trust_factor=4.0, sizes=3,
+                      tokens_per_param=20.0, workers=1, bootstrap=40, eval_tokens=1024,
+                      steps=100)
 
 
 @pytest.mark.slow
@@ -30,15 +31,25 @@ def test_demo_end_to_end_report_and_resume(tmp_path, capsys):
     assert summary["runs_complete"] == len(rows) >= 9
     assert {r["budget"] for r in rows} >= set(cfg.budgets)
 
+    # the largest budget was forecast from the smaller ones before any of its runs existed
+    forecast = json.loads((study / "forecast.json").read_text())
+    assert forecast["budget"] == 6e9 and forecast["extrapolation"] == pytest.approx(2.0, rel=0.1)
+    assert forecast["n_train_runs"] == 9 and forecast["loss_ci"][0] < forecast["loss"]
     cmp = summary["comparison"]
+    assert cmp["n_opt_forecast"] == forecast["n_opt"]
     assert cmp["optimal"]["val_loss"] > 0 and cmp["larger"]["val_loss"] > 0
     assert cmp["params_ratio"] > 2  # "4x larger" up to the shape generator's granularity
     assert isinstance(cmp["optimal_won"], bool)
 
     fits = json.loads((study / "fits.json").read_text())
     assert fits["n_runs"] == len(rows) and "holdout" in fits
+    trust = summary["trust"]  # fitted on budgets <= 6e9 / 4, predicting 6e9
+    assert trust["extrapolation"] >= 4 and trust["loss_ci"][0] <= trust["loss"] <= trust[
+        "loss_ci"][1]
+    assert summary["forecast"]["achieved_loss"] == trust["achieved"]["loss"]
     text = format_summary(summary)
-    assert "report:" in text and "fitted a" in text
+    assert "report:" in text and "fitted a" in text and "trust check (" in text
+    assert "forecast before training C=6e+09" in text
 
     page = (study / "report.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
@@ -46,7 +57,7 @@ def test_demo_end_to_end_report_and_resume(tmp_path, capsys):
     for img in images:
         assert base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n"
     assert not re.search(r'(src|href)="(https?:)?//', page)  # self-contained
-    for heading in ("IsoFLOP profiles", "Fitted laws", "Chinchilla vs Gopher",
+    for heading in ("IsoFLOP profiles", "Fitted laws", "Chinchilla vs Gopher", "Forecast",
                     "Can we trust the extrapolation?"):
         assert heading in page
 

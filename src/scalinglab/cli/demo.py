@@ -1,7 +1,8 @@
 """``scalinglab demo``: the main job, the whole loop on CPU in under 10 minutes (2 cores).
 
-Default corpus -> prepare -> tokenizer -> shards -> IsoFLOP sweep -> compute-optimal vs 4x
-larger model -> fits with bootstrap and the holdout trust check -> allocation for 10x and 100x
+Default corpus -> prepare -> tokenizer -> shards -> IsoFLOP sweep of the smaller budgets ->
+forecast of the largest budget -> its runs: the forecast optimum vs a model 4x
+larger -> fits with bootstrap and the 8x trust check -> allocation for 10x and 100x
 the largest budget -> report. Re-running resumes (see ``scalinglab.scaling.demo``).
 """
 

@@ -50,10 +50,10 @@ class DemoConfig(Config):
     """BPE vocabulary (small, so that embeddings do not dominate models of ~1e4 parameters)."""
     seq_len: int = 128
     budgets: list[float] = dataclasses.field(
-        default_factory=lambda: [1.25e10, 2.5e10, 5e10, 1e11, 2e11, 4e11])
-    """IsoFLOP budgets (FLOPs under flop_convention), a factor 2 apart. The largest is a
-    forecast: its optimal size and loss are predicted from the smaller budgets before any of
-    its runs is trained; the trust check fits only the budgets <= largest / trust_factor."""
+        default_factory=lambda: [1.25e10, 2.5e10, 5e10, 1e11, 4e11])
+    """IsoFLOP budgets (FLOPs under flop_convention). The largest is a forecast: its optimal
+    size and loss are predicted from the smaller budgets (4x extrapolation) before any of its
+    runs is trained; the trust check fits only the budgets <= largest / trust_factor (8x)."""
     trust_factor: float = 8.0
     """How far the trust check extrapolates in compute (the largest budget over the largest
     budget it fits)."""
