@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import math
 import os
 from pathlib import Path
@@ -51,6 +50,7 @@ from scalinglab.train.trainer import (
     spike_callbacks,
 )
 from scalinglab.utils.hardware import peak_flops
+from scalinglab.utils.jsonfile import read_json_object
 
 
 class DistCheckpointCallback(Callback):
@@ -313,7 +313,7 @@ class DistributedTrainer(Trainer):
         dist.barrier()
         mine = _without_layout(self.cfg.as_dict())
         saved = config_path.exists() and _patch_missing_config_keys(
-            json.loads(config_path.read_text()))
+            read_json_object(config_path, "run config", ConfigError))
         if saved and _without_layout(saved) != mine:
             raise ConfigError(f"{self.run_dir}: holds a run with a different config; "
                               "use another --out")
