@@ -29,8 +29,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Like ``parse_args``, but ``key=value`` overrides may follow an option.
+
+    argparse fills ``STUDY`` and the overrides (``nargs="*"``) together, so in
+    ``sweep plan STUDY --data X key=value`` (the documented form) ``key=value`` would be an
+    unrecognized argument; a stage with overrides takes such leftovers as overrides.
+    """
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    overrides = getattr(args, "overrides", None)
+    if extra and isinstance(overrides, list) and all("=" in x and x[0] != "-" for x in extra):
+        overrides += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except ScalinglabError as e:
@@ -40,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         # `scalinglab ... | head` closed our stdout: not an error worth a traceback.
         sys.stderr.close()
         return 0
+    except OSError as e:  # disk full, permission denied, not a directory: the user's to fix
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {args.stage}: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume", file=sys.stderr)
         return 130
