@@ -120,6 +120,18 @@ def ckpt_run(tmp: Path, config: object, weights: bool = False) -> str:
     return str(run / "checkpoints" / "step-1.pt")
 
 
+def _exported(tmp: Path, config: object) -> str:
+    """A run directory with a real exported model and a hand-edited config.json."""
+    from scalinglab.model.config import ModelConfig
+    from scalinglab.model.transformer import Transformer
+    from scalinglab.train.checkpoint import export_model
+
+    cfg = ModelConfig(vocab_size=257)
+    export_model(tmp / "run", Transformer(cfg), cfg)
+    write(tmp / "run" / "config.json", config)
+    return str(tmp / "run")
+
+
 def exported_run(tmp: Path) -> str:
     """A run directory whose model.safetensors is not a safetensors file."""
     from scalinglab.model.config import ModelConfig
@@ -326,6 +338,9 @@ CASES: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
         "heldout_bpb"], ["step-1.pt", "config.json", "layers.2"]),
     ("eval-safetensors-garbage", lambda t: [
         "eval", exported_run(t), "--tasks", "heldout_bpb"], ["model.safetensors"]),
+    ("eval-run-config-a-list", lambda t: [
+        "eval", _exported(t, config=[1]), "--tokenizer", "bytes", "--tasks", "heldout_bpb"],
+     ["run/config.json", "list"]),
     ("eval-task-bad-jsonl", lambda t: [
         "eval", ckpt_run(t, {"model": {"vocab_size": 257}}, weights=True), "--tokenizer",
         "bytes", "--tasks", f"piqa={write(t / 'piqa.jsonl', '{oops')}"], ["piqa.jsonl:1"]),
