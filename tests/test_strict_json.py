@@ -8,10 +8,9 @@ import math
 import numpy as np
 
 from scalinglab.cli.common import print_json
-from scalinglab.io import dumps
+from scalinglab.io import atomic_write_json, dumps
 from scalinglab.io import strict_json as finite_or_none
 from scalinglab.scaling.fits_io import write_fits
-from scalinglab.train.checkpoint import atomic_write_json
 from scalinglab.train.metrics import JsonlLogger
 
 BAD = {"nan": math.nan, "inf": math.inf, "ninf": -math.inf, "np": np.float32("nan"),

@@ -9,6 +9,7 @@ from the command line, converting each value to the declared field type.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import enum
 import types
 import typing
@@ -36,11 +37,9 @@ class Config:
     def from_dict(cls, data: dict[str, Any]) -> Self:
         hints = typing.get_type_hints(cls)
         names = {f.name for f in dataclasses.fields(cls) if f.init}
-        unknown = set(data) - names
+        unknown = sorted(set(data) - names)
         if unknown:
-            raise ConfigError(
-                f"{cls.__name__}: unknown field(s) {sorted(unknown)}; known: {sorted(names)}"
-            )
+            raise ConfigError(f"{cls.__name__}: " + unknown_field(unknown[0], names))
         kwargs = {k: _coerce(hints[k], v, f"{cls.__name__}.{k}") for k, v in data.items()}
         return cls(**kwargs)
 
@@ -58,13 +57,48 @@ class Config:
     @classmethod
     def from_file(cls, path: str | Path) -> Self:
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())  # JSON is a subset of YAML
-        except (OSError, yaml.YAMLError) as e:
-            raise ConfigError(f"{path}: cannot read config: {e}") from None
+        data = read_yaml(path, "config")
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except ConfigError as e:  # name the file: the field alone does not say where it is
+            raise ConfigError(f"{path}: {e}") from None
+
+
+# Conventional spellings of fields scalinglab names more briefly; an unknown key close to one
+# of these is pointed at the short name (``lerning_rate`` -> ``lr``).
+ALIASES = {"learning_rate": "lr", "num_layers": "n_layers", "n_layer": "n_layers",
+           "hidden_size": "d_model", "num_heads": "n_heads", "n_head": "n_heads",
+           "num_workers": "workers"}
+
+
+def unknown_field(key: str, known, prefix: str = "") -> str:
+    """``unknown field 'k'; did you mean `x`?`` (difflib), else the list of known fields."""
+    leaf = key.rsplit(".", 1)[-1]
+    candidates = {k: k for k in known} | {a: t for a, t in ALIASES.items() if t in known}
+    close = difflib.get_close_matches(leaf, list(candidates), n=1)
+    if close:
+        return f"unknown field {key!r}; did you mean `{prefix}{candidates[close[0]]}`?"
+    return f"unknown field {key!r}; known: {', '.join(sorted(known))}"
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """A YAML (or JSON) file, with one-line errors naming the file (and line) for a missing
+    file, bytes that are not UTF-8 and broken YAML."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: {what} is not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read {what}: {e.strerror}") from None
+    try:
+        return yaml.safe_load(text)  # JSON is a subset of YAML
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: {what} is not valid YAML: "
+                          f"{getattr(e, 'problem', None) or e}") from None
 
 
 def _split(item: str) -> tuple[str, Any]:
@@ -86,7 +120,8 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any, owner: str) -> None:
             raise ConfigError(f"{owner}: override {key!r}: {part!r} is not a nested config")
         node = node[part]
     if parts[-1] not in node:
-        raise ConfigError(f"{owner}: unknown field {key!r}; known: {sorted(node)}")
+        prefix = key[: len(key) - len(parts[-1])]
+        raise ConfigError(f"{owner}: " + unknown_field(key, node, prefix))
     node[parts[-1]] = value
 
 

@@ -15,10 +15,10 @@ A3 = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 def test_top_level_must_be_an_object(tmp_path):
     path = tmp_path / "fits.json"
     path.write_text("[1, 2]")
-    with pytest.raises(ScalinglabError, match="fits.json: expected a JSON object .* got list"):
+    with pytest.raises(ScalinglabError, match="json: fits.json must be a JSON object, got list"):
         load_fits(path)
     path.write_text("{nope")
-    with pytest.raises(ScalinglabError, match="fits.json:1: not valid JSON"):
+    with pytest.raises(ScalinglabError, match="fits.json:1: fits.json is not valid JSON"):
         load_fits(path)
     with pytest.raises(ScalinglabError, match="no such file"):
         load_fits(tmp_path / "missing.json")

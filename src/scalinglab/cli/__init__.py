@@ -37,8 +37,25 @@ def stage_name(args: argparse.Namespace) -> str:
     return " ".join([args.stage, *(s for s in subs if isinstance(s, str))])
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Like ``parse_args``, but ``key=value`` overrides may follow an option.
+
+    argparse fills ``STUDY`` and the overrides (``nargs="*"``) together, so in
+    ``sweep plan STUDY --data X key=value`` (the documented form) ``key=value`` would be an
+    unrecognized argument; a stage with overrides takes such leftovers as overrides.
+    """
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    overrides = getattr(args, "overrides", None)
+    if extra and isinstance(overrides, list) and all("=" in x and x[0] != "-" for x in extra):
+        overrides += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except StorageError as e:  # a write failed (disk full, permissions): which stage, which file

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from scalinglab.cli.common import format_count, print_json, print_table
 from scalinglab.errors import ScalinglabError
-from scalinglab.laws.fitsfile import load_fits
+from scalinglab.laws.fitsfile import Fits, load_fits
 from scalinglab.scaling.allocate import allocate, size_table
 
 
@@ -15,8 +15,14 @@ def _number_list(text: str) -> list[float]:
         raise ScalinglabError(f"--sizes: expected comma-separated numbers, got {text!r}") from None
 
 
-def _load_fits(path: str | None) -> dict | None:
-    return None if path is None else load_fits(path)
+def _load_fits(path: str | None) -> Fits | None:
+    if path is None:
+        return None
+    fits = load_fits(path)
+    if not fits.methods:  # else the table shows the published laws alone, as without --fits
+        why = "; ".join(fits.errors.values()) or "no fitted law in it"
+        raise ScalinglabError(f"{path}: no usable law ({why})")
+    return fits
 
 
 def _ci(row: dict, key: str) -> str:

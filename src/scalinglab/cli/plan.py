@@ -20,6 +20,7 @@ import typing
 import yaml
 
 from scalinglab.cli.common import format_count, print_json, print_table
+from scalinglab.config import unknown_field
 from scalinglab.errors import ScalinglabError
 from scalinglab.laws.fitsfile import LOSS_METHODS, load_fits
 from scalinglab.model.accounting import count_params
@@ -78,7 +79,7 @@ def _split_knobs(overrides: list[str]) -> tuple[SearchSpace, EfficiencyConfig]:
             eff[key] = value
         else:
             known = sorted(hints) + [f.name for f in dataclasses.fields(EfficiencyConfig)]
-            raise ScalinglabError(f"unknown override {key!r}; known: {', '.join(known)}")
+            raise ScalinglabError(unknown_field(key, known).replace("field", "override", 1))
     return SearchSpace().merge(search), EfficiencyConfig().merge(eff)
 
 

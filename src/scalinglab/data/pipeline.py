@@ -50,7 +50,13 @@ from scalinglab.data.steps.decontam import DecontamConfig, Decontaminate
 from scalinglab.data.steps.dedup import DedupConfig
 from scalinglab.data.steps.filters import QualityConfig, RepetitionConfig
 from scalinglab.errors import ScalinglabError
-from scalinglab.io import AtomicLineWriter, atomic_write_bytes, locked
+from scalinglab.io import (
+    AtomicLineWriter,
+    atomic_write_bytes,
+    locked,
+    read_json_object,
+    require_fields,
+)
 
 STATS_FILE = "stats.json"
 
@@ -156,7 +162,10 @@ def _done_stats(part: Part, out: Path) -> dict[str, Any] | None:
     marker = out / "parts" / f"{part.key}.done.json"
     if not marker.exists():
         return None
-    done = json.loads(marker.read_text())
+    # A marker is written whole, after its output; a hand-edited or foreign one is refused.
+    done = read_json_object(marker, "part marker")
+    require_fields(done, {"label": str, "source": str, "read": dict, "steps": list, "clean": dict},
+                   f"{marker}: part marker")
     if done["label"] != part.label:
         raise ScalinglabError(f"{marker}: part {part.key} was {done['label']}, now "
                               f"{part.label}: the inputs changed; use a new --out")
@@ -211,7 +220,7 @@ def _check_config(cfg: PrepareConfig, out: Path) -> None:
     for key in ("progress", "workers"):  # these do not change the result
         mine.pop(key)
     if path.exists():
-        theirs = json.loads(path.read_text())
+        theirs = read_json_object(path, "corpus config")
         for key in ("progress", "workers"):
             theirs.pop(key, None)
         if theirs != mine:

@@ -14,7 +14,6 @@ carries stage-level information (tokenizer path, stats); the trainer does not ne
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 
 from scalinglab import io as sio
 from scalinglab.errors import ScalinglabError
-from scalinglab.io import atomic_write_bytes
+from scalinglab.io import atomic_write_bytes, read_json_object, require_fields
 
 SHARD_FORMAT = "scalinglab-shard"
 SHARD_VERSION = 1
@@ -66,15 +65,11 @@ class Shard:
 
 
 def _read_header(json_path: Path) -> dict:
-    try:
-        header = json.loads(json_path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ShardError(f"{json_path}: unreadable shard header: {e}") from None
-    if not isinstance(header, dict) or header.get("format") != SHARD_FORMAT:
+    header = read_json_object(json_path, "shard header", ShardError)
+    if header.get("format") != SHARD_FORMAT:
         raise ShardError(f"{json_path}: not a scalinglab shard header (format field)")
-    for key in ("dtype", "num_tokens", "vocab_size", "eot_id"):
-        if key not in header:
-            raise ShardError(f"{json_path}: shard header lacks field {key!r}")
+    require_fields(header, {"dtype": str, "num_tokens": int, "vocab_size": int, "eot_id": int},
+                   f"{json_path}: shard header", ShardError)
     if header["dtype"] not in ("uint16", "uint32"):
         raise ShardError(f"{json_path}: dtype {header['dtype']!r} is not uint16 or uint32")
     return header

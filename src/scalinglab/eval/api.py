@@ -13,7 +13,7 @@ from scalinglab.eval.runner import evaluate
 from scalinglab.eval.scoring import Scorer
 from scalinglab.eval.tasks import resolve_task
 from scalinglab.eval.tokenizer import load_tokenizer, tokenizer_for_run
-from scalinglab.io import atomic_write_json
+from scalinglab.io import atomic_write_json, read_json_object
 
 
 def heldout_for(run_dir: Path) -> Path | None:
@@ -21,10 +21,7 @@ def heldout_for(run_dir: Path) -> Path | None:
     config = run_dir / "config.json"
     if not config.is_file():
         return None
-    try:
-        data = json.loads(config.read_text()).get("data") or ""
-    except (OSError, json.JSONDecodeError) as e:
-        raise ScalinglabError(f"{config}: unreadable run config: {e}") from None
+    data = read_json_object(config, "run config").get("data") or ""
     path = Path(data) / "val_docs.jsonl"
     return path if data and path.is_file() else None
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from scalinglab.errors import ScalinglabError
+from scalinglab.io import read_json_object, require_fields
 from scalinglab.model.config import ModelConfig
 from scalinglab.model.transformer import Transformer
 from scalinglab.train.checkpoint import load_checkpoint, load_model
@@ -32,9 +33,7 @@ def load_eval_model(path: str | Path, device: str = "cpu") -> Transformer:
     config = run_dir_of(path) / "config.json"
     if not config.is_file():
         raise ScalinglabError(f"{config}: missing; cannot tell the checkpoint's model shape")
-    import json
-
-    cfg = ModelConfig.from_dict(json.loads(config.read_text())["model"])
+    cfg = _run_model_config(config)
     state = load_checkpoint(path).get("model")
     if not isinstance(state, dict):
         raise ScalinglabError(f"{path}: checkpoint has no 'model' weights")
@@ -43,5 +42,16 @@ def load_eval_model(path: str | Path, device: str = "cpu") -> Transformer:
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise ScalinglabError(f"{path}: weights do not fit {config}: {e}") from None
+        # torch lists every key on its own line; the first one says what kind of mismatch
+        first = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), str(e))
+        raise ScalinglabError(f"{path}: weights do not fit {config}: {first[:200]}") from None
     return model.to(torch.device(device))
+
+
+def _run_model_config(config: Path) -> ModelConfig:
+    """The ``model`` of a run's config.json (a TrainConfig), naming the file when it is bad."""
+    data = require_fields(read_json_object(config, "run config"), {"model": dict}, str(config))
+    try:
+        return ModelConfig.from_dict(data["model"])
+    except ScalinglabError as e:
+        raise ScalinglabError(f"{config}: model: {e}") from None

@@ -17,11 +17,11 @@ and counted. A file that is not a JSON object is a one-line error.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 
 from scalinglab.errors import ScalinglabError
+from scalinglab.io import read_json_object
 from scalinglab.laws.base import LAWS, Law, LawError
 
 LOSS_METHODS = ("approach3", "approach3_tied", "kaplan", "isoflop", "data_constrained")
@@ -206,16 +206,7 @@ def read_fits_json(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ScalinglabError(f"{path}: no such file")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ScalinglabError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScalinglabError(f"{path}: cannot read: {e}") from None
-    if not isinstance(data, dict):
-        raise ScalinglabError(f"{path}: expected a JSON object at the top level, got "
-                              f"{type(data).__name__}")
-    return data
+    return read_json_object(path, "fits.json")
 
 
 def law_entry(fit: MethodFit, k: float) -> dict:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import math
 import os
 import sys
@@ -32,7 +31,7 @@ from torch.distributed.tensor.parallel import loss_parallel
 
 from scalinglab.config import ConfigError
 from scalinglab.errors import ScalinglabError
-from scalinglab.io import atomic_write_json, locked
+from scalinglab.io import atomic_write_json, locked, read_json_object
 from scalinglab.model.accounting import FlopConvention, train_flops_per_token
 from scalinglab.parallel import checkpoint as dckpt
 from scalinglab.parallel.dims import AXES, ParallelDims, init_process_group
@@ -317,7 +316,7 @@ class DistributedTrainer(Trainer):
         dist.barrier()
         mine = _without_layout(self.cfg.as_dict())
         saved = config_path.exists() and _patch_missing_config_keys(
-            json.loads(config_path.read_text()))
+            read_json_object(config_path, "run config", ConfigError))
         if saved and _without_layout(saved) != mine:
             raise ConfigError(f"{self.run_dir}: holds a run with a different config; "
                               "use another --out")

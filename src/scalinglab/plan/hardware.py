@@ -12,9 +12,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import yaml
-
-from scalinglab.config import Config, ConfigError
+from scalinglab.config import Config, ConfigError, read_yaml
 
 GIB = 2**30
 
@@ -67,10 +65,7 @@ def load_catalogue(path: str | Path | None = None) -> dict[str, GPUSpec]:
     if path is None:
         return catalogue
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())  # JSON is a subset of YAML
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"{path}: cannot read GPU catalogue: {e}") from None
+    data = read_yaml(path, "GPU catalogue")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of GPU kind -> fields")
     for name, fields in data.items():

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import ScalinglabError
-from scalinglab.laws.fitsfile import Fits, MethodFit, parse_fits
+from scalinglab.laws.fitsfile import Fits, MethodFit, parse_fits, read_fits_json
 from scalinglab.laws.paper import paper_laws
 from scalinglab.model.accounting import law_param_count
 from scalinglab.scaling.study import read_json, read_study_csv, write_study_csv
@@ -80,9 +80,14 @@ def load_study(study: str | Path) -> StudyData:
         if result:
             evals[r["run_id"]] = result
     return StudyData(root=root, rows=rows, curves=curves,
-                     fits=read_json(root / "fits.json") or {}, evals=evals,
+                     fits=_fits_json(root / "fits.json"), evals=evals,
                      comparison=read_json(root / "comparison.json") or {},
                      forecast=read_json(root / "forecast.json") or {})
+
+
+def _fits_json(path: Path) -> dict[str, Any]:
+    """fits.json, {} before the fit stage; a damaged one is an error, not "not fitted yet"."""
+    return read_fits_json(path) if path.exists() else {}
 
 
 # ---------------------------------------------------------------------- laws from fits.json

@@ -93,10 +93,17 @@ def _positive(value: float, where: str, field: str) -> float:
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     if not path.is_file():
         raise ScalinglabError(f"{path}: no such file")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        rows = list(reader)
-        return list(reader.fieldnames or []), rows
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            header, rows = list(reader.fieldnames or []), list(reader)
+    except UnicodeDecodeError as e:
+        raise ScalinglabError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except csv.Error as e:  # e.g. a NUL byte: a binary file given as the CSV
+        raise ScalinglabError(f"{path}:{reader.line_num}: not a CSV file ({e})") from None
+    if not header:
+        raise ScalinglabError(f"{path}: empty file (no header line)")
+    return header, rows
 
 
 def _csv_names(path: Path, header: list[str], loss_column: str | None,

@@ -42,11 +42,12 @@ def run_dir(study: str | Path, run_id: str) -> Path:
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object at ``path``, or None when it is missing or torn."""
+    """The JSON object at ``path``, or None when it is missing, torn or not an object."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):  # ValueError: JSONDecodeError and UnicodeDecodeError
         return None
+    return data if isinstance(data, dict) else None
 
 
 def divergence(d: Path) -> str | None:

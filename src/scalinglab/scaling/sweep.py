@@ -25,14 +25,13 @@ or removes planned ones (they may already hold results).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from scalinglab.config import Config, ConfigError
 from scalinglab.data.shards import open_split
-from scalinglab.io import atomic_write_json
+from scalinglab.io import atomic_write_json, read_json_object, require_fields
 from scalinglab.model.accounting import (
     FlopConvention,
     count_params,
@@ -349,21 +348,53 @@ def resolve_config(cfg: SweepConfig) -> SweepConfig:
     """Absolute data path and the vocabulary read from the shards (unless set)."""
     if not cfg.data:
         raise ConfigError("SweepConfig.data (the token shard directory) is not set")
+    _check_grids(cfg)
     data = str(Path(cfg.data).resolve())
     vocab = cfg.vocab_size or int(open_split(data, "train")[0].header["vocab_size"])
     model = cfg.model.merge({"vocab_size": vocab, "max_seq_len": cfg.seq_len})
     return dataclasses.replace(cfg, data=data, vocab_size=vocab, model=model)
 
 
+def _check_grids(cfg: SweepConfig) -> None:
+    """Budgets, sizes and ratios must be positive (a negative budget has no optimum: planning
+    would fail deep inside with a math domain error)."""
+    lists = {"isoflop.budgets": cfg.isoflop.budgets, "fixed_size.params": cfg.fixed_size.params,
+             "fixed_size.tokens_per_param": cfg.fixed_size.tokens_per_param,
+             "depth_width.params": cfg.depth_width.params,
+             "depth_width.aspect_ratios": cfg.depth_width.aspect_ratios,
+             "isoflop.tokens_per_param": [cfg.isoflop.tokens_per_param],
+             "depth_width.tokens_per_param": [cfg.depth_width.tokens_per_param]}
+    for name, values in lists.items():
+        bad = [v for v in values if not (math.isfinite(v) and v > 0)]
+        if bad:
+            raise ConfigError(f"SweepConfig.{name}: must be positive numbers, got {bad[0]:g}")
+    if not cfg.isoflop.step > 1:
+        raise ConfigError(f"SweepConfig.isoflop.step: must be > 1, got {cfg.isoflop.step}")
+
+
 def load_plan(study: str | Path) -> list[RunSpec]:
     path = Path(study) / "plan.json"
     if not path.exists():
         raise ConfigError(f"{study}: no plan.json; run `scalinglab sweep plan` first")
+    data = read_json_object(path, "plan", ConfigError)
+    if data.get("version") != PLAN_VERSION:
+        # Another version's runs may mean other fields: refuse rather than misread them.
+        raise ConfigError(f"{path}: plan version {data.get('version')!r}, this scalinglab reads "
+                          f"version {PLAN_VERSION}; plan the study again in a new directory")
+    require_fields(data, {"runs": list}, str(path), ConfigError)
+    return [_run_spec(r, f"{path}: runs[{i}]") for i, r in enumerate(data["runs"])]
+
+
+def _run_spec(raw: Any, where: str) -> RunSpec:
+    """One planned run of plan.json; its ``train`` must hold the run's model."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected an object, got {type(raw).__name__}")
+    require_fields(raw, {"run_id": str, "train": dict}, where, ConfigError)
+    require_fields(raw["train"], {"model": dict}, f"{where}.train", ConfigError)
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: unreadable plan: {e}") from None
-    return [RunSpec.from_dict(r) for r in data.get("runs", [])]
+        return RunSpec.from_dict(raw)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def load_sweep_config(study: str | Path) -> SweepConfig:
@@ -382,7 +413,7 @@ def add_runs(study: str | Path, cfg: SweepConfig, runs: list[RunSpec]) -> list[R
     existing = []
     if (study / "plan.json").exists():
         existing = load_plan(study)
-        before = json.loads((study / "plan.json").read_text()).get("flop_convention")
+        before = read_json_object(study / "plan.json", "plan").get("flop_convention")
         if before != cfg.flop_convention.value:
             raise ConfigError(f"{study}: planned with flop_convention={before}; a study keeps "
                               f"one convention (got {cfg.flop_convention.value})")

@@ -117,7 +117,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Transfor
     if not config_path.exists():
         raise CheckpointError(f"{config_path}: missing model config beside the weights")
     cfg = ModelConfig.from_file(config_path)
-    state = load_file(str(weights), device="cpu")
+    try:
+        state = load_file(str(weights), device="cpu")
+    except Exception as e:  # safetensors raises its own SafetensorError for a bad file
+        raise CheckpointError(f"{weights}: not a safetensors file: {e}") from None
     with torch.device("meta"):
         model = Transformer(cfg)
     model = model.to_empty(device="cpu")
@@ -126,5 +129,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Transfor
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [m for m in missing if not (cfg.tie_embeddings and m == "output.weight")]
     if missing or unexpected:
-        raise CheckpointError(f"{weights}: missing {missing}, unexpected {unexpected}")
+        raise CheckpointError(f"{weights}: does not fit {config_path}: missing {missing[:3]}, "
+                              f"unexpected {unexpected[:3]} ({len(missing)} and "
+                              f"{len(unexpected)} in all)")
     return model.to(device)

@@ -24,7 +24,7 @@ import torch
 
 from scalinglab import io as sio
 from scalinglab.config import ConfigError
-from scalinglab.io import atomic_write_json, locked
+from scalinglab.io import atomic_write_json, locked, read_json_object, require_fields
 from scalinglab.model.accounting import (
     FlopConvention,
     all_conventions,
@@ -246,10 +246,10 @@ class Trainer:
         if not config_path.exists():
             atomic_write_json(config_path, mine)
             return
-        try:
-            saved = _patch_missing_config_keys(json.loads(config_path.read_text()))
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{config_path}: unreadable run config: {e}") from None
+        saved = read_json_object(config_path, "run config", ConfigError)
+        # `model` was in every config.json ever written: its absence is damage, not age
+        require_fields(saved, {"model": dict}, str(config_path), ConfigError)
+        saved = _patch_missing_config_keys(saved)
         differ = _differing_keys(saved, mine)
         if differ:
             shown = ", ".join(differ[:5]) + (", ..." if len(differ) > 5 else "")
