@@ -248,16 +248,19 @@ class KaplanLaw(Law):
 # ------------------------------------------------------------------------------ fitting
 
 
+def _exp(x: float) -> float:
+    """exp of an optimiser coordinate; a wild bootstrap refit must not overflow to a warning."""
+    return float(np.exp(np.clip(x, -_CLIP, _CLIP)))
+
+
 def _chinchilla_theta(theta) -> ChinchillaLaw:
     a, b, e, alpha, beta = (float(v) for v in theta)
-    return ChinchillaLaw(E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)),
-                         alpha=alpha, beta=beta)
+    return ChinchillaLaw(E=_exp(e), A=_exp(a), B=_exp(b), alpha=alpha, beta=beta)
 
 
 def _tied_theta(theta) -> TiedLaw:
     a, b, e, alpha = (float(v) for v in theta)
-    return TiedLaw(E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)), alpha=alpha,
-                   beta=alpha)
+    return TiedLaw(E=_exp(e), A=_exp(a), B=_exp(b), alpha=alpha, beta=alpha)
 
 
 def _dc_theta(theta) -> DataConstrainedLaw:
@@ -266,7 +269,7 @@ def _dc_theta(theta) -> DataConstrainedLaw:
 
 def _kaplan_theta(theta) -> KaplanLaw:
     lnc, ldc, an, ad = (float(v) for v in theta)
-    return KaplanLaw(N_c=float(np.exp(lnc)), D_c=float(np.exp(ldc)), alpha_N=an, alpha_D=ad)
+    return KaplanLaw(N_c=_exp(lnc), D_c=_exp(ldc), alpha_N=an, alpha_D=ad)
 
 
 @dataclasses.dataclass(frozen=True)
