@@ -109,6 +109,14 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
+def remove_stale_temps(directory: str | Path) -> None:
+    """Delete the temporary files (``temp_path``) that killed writers left in ``directory``.
+    Only safe while holding its lock: a live writer's temporary would go too."""
+    for tmp in Path(directory).glob(".*.tmp-*"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+
+
 def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
