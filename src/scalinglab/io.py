@@ -19,6 +19,10 @@ Every stage writes its outputs through this module:
 
 An ``OSError`` while writing (disk full, permissions) becomes a one-line ``StorageError``
 naming the file; the CLI prints it with the stage and exits 2.
+
+``fault_point`` is a test-only hook for the fault-injection suite (``tests/reliability``):
+with ``SCALINGLAB_FAULT=<site>:<n>`` the process SIGKILLs itself at the n-th call of that
+site; unset (always, outside the suite), it returns at once.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import json
 import math
 import os
 import shutil
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +54,38 @@ class LockedError(ScalinglabError):
 
 class JsonlError(ScalinglabError, ValueError):
     """A JSON-lines file with a malformed line; the message names ``file:line``."""
+
+
+# ---------------------------------------------------------------------- fault injection
+
+_FAULT = os.environ.get("SCALINGLAB_FAULT") or None
+_FAULT_CALLS: dict[str, int] = {}
+
+
+def fault_point(site: str, path: str | Path = "", torn: Callable[[], Any] | None = None) -> None:
+    """Test-only: SIGKILL this process at the n-th call of ``site`` when
+    ``SCALINGLAB_FAULT=<site>:<n>`` (``torn()`` first leaves what a kill halfway through the
+    current write would); ``SCALINGLAB_FAULT=log:<file>`` appends ``pid site path`` per call
+    to ``<file>`` instead, so the suite can choose kill points that exist. Sites: ``write`` (a
+    temporary file half written), ``rename`` (a file or directory complete, not yet renamed
+    in), ``renamed`` (renamed, directory not yet fsynced), ``line`` (a streamed file mid-way),
+    ``append`` (a JSONL line half appended)."""
+    if _FAULT is None:  # the only cost outside the suite
+        return
+    kind, _, arg = _FAULT.partition(":")
+    if kind == "log":
+        with open(arg, "a") as f:
+            f.write(f"{os.getpid()} {site} {path}\n")
+        return
+    _FAULT_CALLS[site] = n = _FAULT_CALLS.get(site, 0) + 1
+    if kind == site and n == int(arg):
+        if torn is not None:
+            torn()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _cut_in_half(path: Path) -> None:
+    os.truncate(path, path.stat().st_size // 2)
 
 
 def _describe(e: OSError) -> str:
@@ -72,6 +109,14 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
+def remove_stale_temps(directory: str | Path) -> None:
+    """Delete the temporary files (``temp_path``) that killed writers left in ``directory``.
+    Only safe while holding its lock: a live writer's temporary would go too."""
+    for tmp in Path(directory).glob(".*.tmp-*"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+
+
 def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -91,8 +136,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
+        fault_point("write", path, lambda: _cut_in_half(tmp))
         _fsync_file(tmp)  # the data is on disk before the name points at it
+        fault_point("rename", path)
         os.replace(tmp, path)
+        fault_point("renamed", path)
         fsync_dir(path.parent)  # the rename itself is on disk
     except OSError as e:
         with contextlib.suppress(OSError):
@@ -155,7 +203,9 @@ def replace_dir(tmp: str | Path, final: str | Path) -> Path:
         fsync_dir(tmp)
         if final.exists():
             os.replace(final, trash)
+        fault_point("rename", final)
         os.replace(tmp, final)
+        fault_point("renamed", final)
         fsync_dir(final.parent)
     except OSError as e:
         raise StorageError(f"{final}: cannot write: {_describe(e)}") from e
@@ -194,6 +244,7 @@ class AtomicLineWriter:
         except OSError as e:
             raise StorageError(f"{self.path}: cannot write: {_describe(e)}") from e
         self.lines += 1
+        fault_point("line", self.path)
 
     def commit(self) -> None:
         def finish(tmp: Path) -> None:
@@ -217,11 +268,17 @@ class JsonlWriter:
             raise StorageError(f"{self.path}: cannot write: {_describe(e)}") from e
 
     def write(self, row: dict) -> None:
+        text = dumps(row) + "\n"
+        fault_point("append", self.path, lambda: self._write_flushed(text[:len(text) // 2]))
         try:
-            self._fh.write(dumps(row) + "\n")
+            self._fh.write(text)
             self._fh.flush()
         except OSError as e:
             raise StorageError(f"{self.path}: cannot write: {_describe(e)}") from e
+
+    def _write_flushed(self, text: str) -> None:
+        self._fh.write(text)
+        self._fh.flush()
 
     def close(self) -> None:
         with contextlib.suppress(OSError):  # nothing useful to do about a failing close

@@ -252,8 +252,8 @@ def _prepare(cfg: PrepareConfig, out: Path, parts: list[Part]) -> dict[str, Any]
     """The body of ``prepare``, with ``out`` locked."""
     (out / "parts").mkdir(parents=True, exist_ok=True)
     _check_config(cfg, out)
-    for tmp in [*out.glob(".*.tmp-*"), *(out / "parts").glob(".*.tmp-*")]:
-        tmp.unlink()  # unfinished writes of a killed run
+    for d in (out, out / "parts"):
+        sio.remove_stale_temps(d)  # unfinished writes of a killed run
     steps = build_steps(cfg)
     start = time.perf_counter()
     scan_steps(steps, parts, cfg.progress)  # corpus-wide counts needed before streaming

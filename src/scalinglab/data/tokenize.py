@@ -149,6 +149,7 @@ def _tokenize(cfg: TokenizeConfig, out: Path, files: list[Path], tokenizer: tupl
     from tqdm import tqdm
 
     tok, eot, vocab = tokenizer
+    sio.remove_stale_temps(out)  # a killed run's unfinished shard writes: never read, litter
     _check_settings(cfg, out, vocab)
     totals = {s: {"tokens": 0, "docs": 0, "bytes": 0, "eot_removed_from_text": 0}
               for s in ("train", "val")}

@@ -241,6 +241,9 @@ class Trainer:
     def _check_run_dir(self) -> None:
         """Write config.json, or check that the existing one describes this same run."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # A killed session's unfinished writes (this process holds the lock; the distributed
+        # trainer overrides this method, so no other rank is writing here meanwhile).
+        sio.remove_stale_temps(self.run_dir)
         config_path = self.run_dir / "config.json"
         mine = json.loads(json.dumps(self.cfg.as_dict()))  # as it reads back from disk
         if not config_path.exists():
