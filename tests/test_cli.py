@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from scalinglab.cli import main
+from scalinglab.cli import STAGES, main
 from scalinglab.model.accounting import count_params
 from scalinglab.model.presets import PRESETS, get_preset
 
@@ -118,3 +118,11 @@ def test_bad_override(capsys, shards, tmp_path):
     code, _, err = run_cli(capsys, "train", "--preset", "tiny", "--data", str(shards),
                            "--tokens", "1e5", "--out", str(tmp_path / "r"), "learning_rate=1")
     assert_one_line_error(code, err, "learning_rate")
+
+
+@pytest.mark.parametrize("stage", [None, *STAGES])
+def test_help_renders_for_every_stage(stage, capsys):
+    """argparse formats help strings with %: a bare '95%' in one of them broke `--help`."""
+    with pytest.raises(SystemExit) as e:
+        main(["--help"] if stage is None else [stage, "--help"])
+    assert e.value.code == 0 and "usage:" in capsys.readouterr().out

@@ -64,7 +64,7 @@ def run(args) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("predict", help="predicted loss of (N, D) runs with 95% intervals")
+    p = subparsers.add_parser("predict", help="predicted loss of (N, D) runs with 95%% intervals")
     p.add_argument("--fits", required=True, help="fits.json from `scalinglab fit`")
     p.add_argument("--params", nargs="+", help="parameter counts (space or comma separated)")
     p.add_argument("--tokens", nargs="+", help="token counts, one per --params (or one)")
