@@ -8,20 +8,7 @@ from pathlib import Path
 import pytest
 
 # Varied English sentences; documents are random draws so that the repetition rules pass.
-SENTENCES = [
-    "The quick brown fox jumps over the lazy dog and runs to the forest.",
-    "A scientist measured the speed of light with a rotating mirror in the lab.",
-    "Rivers carry the sediment of mountains to the sea over many thousands of years.",
-    "The committee agreed that the budget should be spent on schools and roads.",
-    "Old sailors told stories of storms that had swallowed whole fleets of ships.",
-    "In the morning the baker opened his shop and sold bread to the villagers.",
-    "Music can change the mood of a room faster than any painting on the wall.",
-    "Children learn languages by listening to the people who speak with them.",
-    "The library kept a collection of maps drawn by travellers centuries ago.",
-    "Farmers watched the sky for rain that would save the harvest of wheat.",
-    "Engineers designed a bridge that could survive the strongest winds of winter.",
-    "She wrote letters to her brother about the cities she had seen abroad.",
-]
+from scalinglab.testing.faults import SENTENCES
 
 
 def make_text(seed: int, n_sentences: int = 12) -> str:
