@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from scalinglab.io import atomic_write_json, strict_json
-from scalinglab.scaling.backtest import backtest, recommend
+from scalinglab.scaling.backtest import PREFERRED, backtest, recommend
 from scalinglab.scaling.bootstrap import fit_all
 from scalinglab.scaling.fitdata import FitData, load_study
 from scalinglab.scaling.holdout import holdout_largest
@@ -21,13 +21,13 @@ def write_fits(path: str | Path, fits: dict) -> Path:
 
 def self_backtest(data: FitData, seed: int = 0, n_boot: int = SELF_BACKTEST_BOOT) -> dict:
     """The backtest inside the study's own runs and the method it recommends (``recommended``
-    in fits.json; Approach 3 with the reason when no factor leaves enough runs to fit)."""
+    in fits.json; the default law, with the reason, when no factor leaves enough runs)."""
     scores = backtest(data, factors=SELF_BACKTEST_FACTORS, n_boot=n_boot, seed=seed)
     rec = recommend(scores)
     if rec is None:
-        return {"method": "approach3", "supported_factor": None,
+        return {"method": PREFERRED, "supported_factor": None,
                 "reason": "no backtest possible (too few runs below the largest budgets); "
-                          "Approach 3 by default"}
+                          "the default law"}
     return rec
 
 
@@ -39,7 +39,8 @@ def fit_data(data: FitData, n_boot: int = 1000, seed: int = 0,
     rec = self_backtest(data, seed, min(n_boot, SELF_BACKTEST_BOOT))
     if "error" in fits.get(rec["method"], {}):
         rec = {"method": "approach3", "supported_factor": None,
-               "reason": f"{rec['method']} won the backtest but cannot be fitted on all runs"}
+               "reason": f"{rec['method']} cannot be fitted on these runs "
+                         f"({fits[rec['method']]['error']}); Approach 3 instead"}
     fits["recommended"] = rec
     if holdout:
         fits["holdout"] = holdout_largest(data, n_boot=n_boot, seed=seed)
