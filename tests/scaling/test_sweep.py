@@ -3,6 +3,7 @@ adaptive bracketing (judged from run directories that the test writes)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -201,3 +202,24 @@ def test_cli_plan_and_status(shards, tmp_path, capsys):
     status = json.loads(capsys.readouterr().out)
     assert {s["status"] for s in status} == {"pending"}
     assert main(["sweep", "plan", str(tmp_path / "x"), "seq_len=32"]) == 2  # no data: error
+
+
+def test_add_runs_plans_a_run_asked_for_twice_once(tmp_path, shards):
+    from scalinglab.scaling.sweep import (
+        SweepConfig,
+        add_runs,
+        load_plan,
+        load_sweep_config,
+        plan_study,
+        resolve_config,
+    )
+
+    study = tmp_path / "s"
+    cfg = SweepConfig().merge({"data": str(shards), "seq_len": 32, "isoflop.budgets": [8e9]})
+    planned = plan_study(study, cfg)
+    extra = planned[0]
+    scfg = resolve_config(load_sweep_config(study))
+    twin = dataclasses.replace(extra, run_id="iso-twin")
+    assert [r.run_id for r in add_runs(study, scfg, [twin, twin, extra])] == ["iso-twin"]
+    ids = [r.run_id for r in load_plan(study)]
+    assert len(ids) == len(set(ids)) == len(planned) + 1

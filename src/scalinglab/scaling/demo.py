@@ -247,7 +247,7 @@ def forecast_stage(cfg: DemoConfig, study: Path) -> dict[str, Any]:
     """Fit the runs of the smaller budgets and forecast the largest budget's compute-optimal
     N, D and loss (``STUDY/forecast.json``, written once: a resumed demo keeps its forecast)."""
     from scalinglab.laws.fitsfile import parse_fits
-    from scalinglab.laws.forecast import predictive_interval
+    from scalinglab.laws.forecast import forecast_warnings, predictive_interval
     from scalinglab.scaling.fitdata import load_study
     from scalinglab.scaling.fits_io import fit_data
     from scalinglab.scaling.study import read_json
@@ -268,7 +268,8 @@ def forecast_stage(cfg: DemoConfig, study: Path) -> dict[str, Any]:
     out = {"budget": budget, "method": method, "loss_method": loss_fit.method,
            "n_train_runs": len(data), "extrapolation": factor, "n_opt": n, "d_opt": d,
            "n_opt_ci": list(np.percentile(boot, [2.5, 97.5])) if boot else None,
-           "loss": loss, "loss_ci": [lo, hi]}
+           "loss": loss, "loss_ci": [lo, hi],
+           "warnings": forecast_warnings(fits, budget, n, d)}
     atomic_write_json(study / FORECAST, out)
     return out
 
@@ -501,6 +502,7 @@ def _trust_lines(t: dict[str, Any], f: dict[str, Any]) -> list[str]:
                    f"{f['method']}): N_opt {f['n_opt']:.3g}{ratio}, loss {f['loss']:.4f} "
                    f"[{lo:.4f}, {hi:.4f}] vs reached {f['achieved_loss']:.4f}: "
                    f"{f['loss_error_pct']:+.2f}%")
+    out += [f"warning: forecast: {w}" for w in f.get("warnings", [])]
     return out
 
 

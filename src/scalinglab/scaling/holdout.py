@@ -72,6 +72,11 @@ def holdout_largest(data: FitData, n_boot: int = 1000, seed: int = 0,
         return out
     n, d = (float(v) for v in fit.law.optimum(c, k))
     loss_fit = fits.loss_fit_for(method)
+    if loss_fit is None:
+        why = "; ".join(f"{m}: {e}" for m, e in fits.errors.items()) or "none fitted"
+        out["error"] = (f"no loss law could be fitted on the {len(train)} runs of the smaller "
+                        f"budgets ({why})")
+        return out
     loss, lo, hi = predictive_interval(loss_fit, n, d, factor=extrapolation)
     pred = {"n_opt": n, "d_opt": d, "loss": float(loss), "loss_ci": [float(lo), float(hi)]}
     if fit.bootstrap:

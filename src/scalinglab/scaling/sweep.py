@@ -418,7 +418,8 @@ def add_runs(study: str | Path, cfg: SweepConfig, runs: list[RunSpec]) -> list[R
             raise ConfigError(f"{study}: planned with flop_convention={before}; a study keeps "
                               f"one convention (got {cfg.flop_convention.value})")
     known = {r.run_id for r in existing}
-    new = [r for r in runs if r.run_id not in known]
+    # a run asked for twice (e.g. a grid's centre that is also a comparison run) is planned once
+    new = list({r.run_id: r for r in runs if r.run_id not in known}.values())
     atomic_write_json(study / "sweep.json", cfg.as_dict())
     atomic_write_json(study / "plan.json", {
         "version": PLAN_VERSION, "flop_convention": cfg.flop_convention.value,
