@@ -69,3 +69,18 @@ def test_fit_study_api_writes_strict_json(study):
     assert on_disk == json.loads(json.dumps(fits))
     assert "NaN" not in (study / "fits.json").read_text()
     assert on_disk["holdout"]["budget"] == 1e21
+
+
+def test_summary_of_a_law_without_optimum_does_not_crash(capsys):
+    """fits.json stores a Kaplan fit without an optimum with a, b = null (strict JSON):
+    the summary printed after writing it used to crash formatting None."""
+    from scalinglab.cli.fit import print_summary
+
+    fits = {"n_runs": 12, "flop_convention": "total_6n", "n_bootstrap": 0, "ci_level": 0.95,
+            "kaplan": {"N_c": 1e13, "D_c": 1e13, "alpha_N": 0.07, "alpha_D": -0.01,
+                       "a": None, "b": None, "n_coef": None, "d_coef": None},
+            "approach3": {"error": "approach3 needs >= 6 runs, got 5"}}
+    print_summary(fits)
+    out = capsys.readouterr().out
+    assert "kaplan: fitted, but has no compute-optimal size" in out
+    assert "approach3: approach3 needs >= 6 runs" in out

@@ -24,7 +24,7 @@ def format_count(n: float) -> str:
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     """A plain aligned text table (no extra dependency, pipes cleanly)."""
     cells = [[str(r.get(c, "")) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
     print("  ".join("-" * w for w in widths))
     for row in cells:
