@@ -37,7 +37,8 @@ def register(cls: type[Law]) -> type[Law]:
     return cls
 
 
-def _finite(x) -> bool:
+def is_finite_number(x) -> bool:
+    """A real, finite JSON number (bools are ints to isinstance, but not numbers here)."""
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
@@ -81,7 +82,7 @@ class Law:
             raise LawError(f"{where}: unknown law method {method!r}; known: {', '.join(LAWS)}")
         if not isinstance(entry, dict):
             raise LawError(f"{where}: {method}: expected an object, got {type(entry).__name__}")
-        missing = [p for p in cls.params() if not _finite(entry.get(p))]
+        missing = [p for p in cls.params() if not is_finite_number(entry.get(p))]
         if missing:
             raise LawError(f"{where}: {method}: field(s) {', '.join(missing)} missing or not "
                            "finite numbers")

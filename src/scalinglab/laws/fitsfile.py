@@ -17,12 +17,11 @@ and counted. A file that is not a JSON object is a one-line error.
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
 from scalinglab.errors import ScalinglabError
 from scalinglab.io import read_json_object
-from scalinglab.laws.base import LAWS, Law, LawError
+from scalinglab.laws.base import LAWS, Law, LawError, is_finite_number
 
 LOSS_METHODS = ("approach3", "approach3_tied", "kaplan", "isoflop", "data_constrained")
 FRONTIER_METHODS = ("approach1", "approach2")
@@ -121,18 +120,14 @@ class Fits:
     def supported_factor(self) -> float | None:
         """The largest extrapolation factor the study's own backtest checked and passed."""
         f = self.recommendation.get("supported_factor")
-        return float(f) if _finite(f) and f > 0 else None
-
-
-def _finite(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+        return float(f) if is_finite_number(f) and f > 0 else None
 
 
 def _bootstrap(cls: type[Law], raw) -> tuple[tuple[Law, ...], int]:
     rows, dropped = [], 0
     width = len(cls.params())
     for row in raw if isinstance(raw, list) else []:
-        if isinstance(row, list) and len(row) == width and all(_finite(v) for v in row):
+        if isinstance(row, list) and len(row) == width and all(is_finite_number(v) for v in row):
             rows.append(cls.from_row(row))
         else:
             dropped += 1
@@ -143,14 +138,14 @@ def _method_fit(name: str, entry, where: str) -> tuple[MethodFit, int]:
     law = Law.from_dict(name, entry, where)
     boot, dropped = _bootstrap(type(law), entry.get("bootstrap"))
     sd, n, kappa = entry.get("residual_sd"), entry.get("n_runs"), entry.get("kappa")
-    return MethodFit(name, law, boot, float(sd) if _finite(sd) and sd >= 0 else 0.0,
-                     int(n) if _finite(n) else 0,
-                     float(kappa) if _finite(kappa) and kappa >= 0 else None), dropped
+    return MethodFit(name, law, boot, float(sd) if is_finite_number(sd) and sd >= 0 else 0.0,
+                     int(n) if is_finite_number(n) else 0,
+                     float(kappa) if is_finite_number(kappa) and kappa >= 0 else None), dropped
 
 
 def _range(raw) -> FittedRange | None:
     names = [f.name for f in dataclasses.fields(FittedRange)]
-    if isinstance(raw, dict) and all(_finite(raw.get(k)) and raw[k] > 0 for k in names):
+    if isinstance(raw, dict) and all(is_finite_number(raw.get(k)) and raw[k] > 0 for k in names):
         return FittedRange(**{k: float(raw[k]) for k in names})
     return None
 
@@ -163,8 +158,8 @@ def parse_fits(data, source: str) -> Fits:
     conv = data.get("flop_convention")
     k = data.get("flops_per_param_token")
     fits = Fits(source=source, flop_convention=conv if isinstance(conv, str) else "total_6n",
-                k=float(k) if _finite(k) and k > 0 else 6.0, range=_range(data.get("range")),
-                raw=data)
+                k=float(k) if is_finite_number(k) and k > 0 else 6.0,
+                range=_range(data.get("range")), raw=data)
     for name in FRONTIER_METHODS + LOSS_METHODS:
         entry = data.get(name)
         if entry is None:
