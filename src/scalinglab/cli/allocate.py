@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from scalinglab.cli.common import format_count, print_json, print_table
+from scalinglab.cli.common import print_json, print_table
 from scalinglab.errors import ScalinglabError
 from scalinglab.laws.fitsfile import Fits, load_fits
 from scalinglab.scaling.allocate import allocate, size_table
+from scalinglab.units import format_count
 
 
 def _number_list(text: str) -> list[float]:

@@ -13,13 +13,6 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
-def format_count(n: float) -> str:
-    """1.234e9 -> '1.23B'."""
-    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return f"{n:.3g}"
-
 
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     """A plain aligned text table (no extra dependency, pipes cleanly)."""

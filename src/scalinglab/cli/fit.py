@@ -5,25 +5,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
-
-from scalinglab.cli.common import format_count, print_json, print_table
+from scalinglab.cli.common import print_json, print_table
 from scalinglab.errors import ScalinglabError
 from scalinglab.laws.fitsfile import FRONTIER_METHODS, LOSS_METHODS
-from scalinglab.scaling.fitdata import FitData, load_csv, load_study
+from scalinglab.scaling.fitdata import drop_worst, load_csv, load_study
 from scalinglab.scaling.fits_io import fit_data, write_fits
-
-
-def drop_worst(data: FitData, k: int) -> FitData:
-    """Without the ``k`` runs of largest loss (Epoch's replication drops 5 such outliers)."""
-    if k <= 0:
-        return data
-    if k >= len(data):
-        raise ScalinglabError(f"--drop-worst {k} would drop all {len(data)} runs")
-    keep = np.sort(np.argsort(data.loss, kind="stable")[: len(data) - k])
-    out = data.subset(keep)
-    out.skipped["largest loss (--drop-worst)"] = k
-    return out
+from scalinglab.units import format_count
 
 
 def _fmt_ci(value: float | None, ci) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from scalinglab.cli.common import format_count, print_json, print_table
+from scalinglab.cli.common import print_json, print_table
 from scalinglab.model.accounting import FlopConvention, count_params, train_flops_per_token
 from scalinglab.model.presets import PRESETS, PUBLISHED_PARAMS, get_preset
+from scalinglab.units import format_count
 
 
 def model_rows() -> list[dict]:

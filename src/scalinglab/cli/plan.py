@@ -19,13 +19,12 @@ import typing
 
 import yaml
 
-from scalinglab.cli.common import format_count, print_json, print_table
+from scalinglab.cli.common import print_json, print_table
 from scalinglab.config import unknown_field
 from scalinglab.errors import ScalinglabError
 from scalinglab.laws.fitsfile import LOSS_METHODS, load_fits
 from scalinglab.model.accounting import count_params
-from scalinglab.model.config import ModelConfig
-from scalinglab.model.presets import GPT_VOCAB, get_preset
+from scalinglab.model.presets import model_from_spec
 from scalinglab.plan import depth_width
 from scalinglab.plan.bigrun import plan_big_run
 from scalinglab.plan.hardware import GIB, get_gpu, load_catalogue
@@ -38,22 +37,7 @@ from scalinglab.plan.timing import (
     iteration_time,
     tflops_per_gpu,
 )
-
-
-def model_from_spec(spec: str) -> ModelConfig:
-    """A preset name, or ``LAYERS/WIDTH/HEADS[/VOCAB]`` for a GPT-style shape."""
-    if "/" not in spec:
-        return get_preset(spec)
-    parts = spec.split("/")
-    try:
-        nums = [int(float(p)) for p in parts]
-    except ValueError:
-        nums = []
-    if len(nums) not in (3, 4) or min(nums) <= 0:
-        raise ScalinglabError(f"--model {spec!r}: expected a preset or LAYERS/WIDTH/HEADS[/VOCAB]")
-    # ModelConfig's defaults are GPT-3's variants: LayerNorm, learned positions, GELU, tied.
-    return ModelConfig(n_layers=nums[0], d_model=nums[1], n_heads=nums[2], max_seq_len=2048,
-                       vocab_size=nums[3] if len(nums) == 4 else GPT_VOCAB)
+from scalinglab.units import format_count
 
 
 def _gib(x: float) -> str:

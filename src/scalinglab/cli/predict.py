@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from scalinglab.cli.common import format_count, print_json, print_table
+from scalinglab.cli.common import print_json, print_table
 from scalinglab.errors import ScalinglabError
 from scalinglab.laws.fitsfile import LOSS_METHODS, load_fits
 from scalinglab.laws.forecast import forecast_warnings, predict
 from scalinglab.scaling.fitdata import load_csv
+from scalinglab.units import format_count
 
 
 def _numbers(values: list[str] | None, flag: str) -> list[float]:

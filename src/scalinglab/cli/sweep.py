@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scalinglab.cli.common import format_count, print_json, print_table
+from scalinglab.cli.common import print_json, print_table
 from scalinglab.scaling.sweep import RunSpec, SweepConfig, load_plan, plan_study
+from scalinglab.units import format_count
 
 
 def build_config(args) -> SweepConfig:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from scalinglab.cli.common import format_count, print_table
+from scalinglab.cli.common import print_table
 from scalinglab.errors import ScalinglabError
+from scalinglab.units import format_count
 
 
 def run(args) -> int:

@@ -28,6 +28,7 @@ import torch
 from scalinglab.errors import ScalinglabError
 from scalinglab.eval.tokenizer import Tokenizer
 from scalinglab.model.transformer import Transformer
+from scalinglab.units import format_count
 
 DEFAULT_BINS = (0.0, 0.25, 0.5, 0.75, 1.0)
 TOXIC = 0.5
@@ -419,7 +420,6 @@ def plot_toxicity(results: list[dict[str, Any]], path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from scalinglab.cli.common import format_count
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for r in sorted(results, key=lambda r: r["params_total"]):

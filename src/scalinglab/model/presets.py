@@ -86,6 +86,22 @@ def get_preset(name: str) -> ModelConfig:
         ) from None
 
 
+def model_from_spec(spec: str) -> ModelConfig:
+    """A preset name, or ``LAYERS/WIDTH/HEADS[/VOCAB]`` for a GPT-style shape."""
+    if "/" not in spec:
+        return get_preset(spec)
+    parts = spec.split("/")
+    try:
+        nums = [int(float(p)) for p in parts]
+    except ValueError:
+        nums = []
+    if len(nums) not in (3, 4) or min(nums) <= 0:
+        raise ConfigError(f"--model {spec!r}: expected a preset or LAYERS/WIDTH/HEADS[/VOCAB]")
+    # ModelConfig's defaults are GPT-3's variants: LayerNorm, learned positions, GELU, tied.
+    return ModelConfig(n_layers=nums[0], d_model=nums[1], n_heads=nums[2], max_seq_len=2048,
+                       vocab_size=nums[3] if len(nums) == 4 else GPT_VOCAB)
+
+
 def _heads_for(d_model: int) -> tuple[int, int]:
     """(n_heads, d_head) for a generated width: heads of 64 when wide, smaller when tiny."""
     for d_head in (64, 32, 16):

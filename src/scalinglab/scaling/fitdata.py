@@ -262,3 +262,15 @@ def load_study(study: str | Path) -> FitData:
     arr = {k: np.array(out[k], dtype=np.float64) for k in ("n", "d", "c", "loss", "budget")}
     return FitData(out["id"], arr["n"], arr["d"], arr["c"], arr["loss"], arr["budget"],
                    out["curve"], flop_convention=conv, skipped=skipped)
+
+
+def drop_worst(data: FitData, k: int) -> FitData:
+    """Without the ``k`` runs of largest loss (Epoch's replication drops 5 such outliers)."""
+    if k <= 0:
+        return data
+    if k >= len(data):
+        raise ScalinglabError(f"--drop-worst {k} would drop all {len(data)} runs")
+    keep = np.sort(np.argsort(data.loss, kind="stable")[: len(data) - k])
+    out = data.subset(keep)
+    out.skipped["largest loss (--drop-worst)"] = k
+    return out
