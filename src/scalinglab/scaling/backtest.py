@@ -20,7 +20,7 @@ import numpy as np
 from scalinglab.errors import ScalinglabError
 from scalinglab.laws.fitsfile import MethodFit
 from scalinglab.laws.forecast import predictive_interval
-from scalinglab.scaling.bootstrap import draws, fit_methods
+from scalinglab.scaling.bootstrap import draws, fit_all, fit_methods
 from scalinglab.scaling.fit import fit_isoflop
 from scalinglab.scaling.fitdata import FitData
 
@@ -198,3 +198,32 @@ def recommend(scores: list[MethodScore], max_err_pct: float = 2.0) -> dict | Non
             "supported_factor": max(ok) if ok else None,
             "factors": [r["factor"] for r in by_method[best]],
             "scores": {m: rows for m, rows in by_method.items()}, "reason": reason}
+
+
+SELF_BACKTEST_FACTORS = (2, 4, 8, 16, 32, 100)
+SELF_BACKTEST_BOOT = 100
+
+
+def self_backtest(data: FitData, seed: int = 0, n_boot: int = SELF_BACKTEST_BOOT) -> dict:
+    """The backtest inside the study's own runs and the method it recommends (``recommended``
+    in fits.json; the default law, with the reason, when no factor leaves enough runs)."""
+    scores = backtest(data, factors=SELF_BACKTEST_FACTORS, n_boot=n_boot, seed=seed)
+    rec = recommend(scores)
+    if rec is None:
+        return {"method": PREFERRED, "supported_factor": None,
+                "reason": "no backtest possible (too few runs below the largest budgets); "
+                          "the default law"}
+    return rec
+
+
+def fit_and_recommend(data: FitData, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Every fit of ``data`` (``bootstrap.fit_all``) plus ``recommended``: the method the
+    study's own backtest picks, or Approach 3 when that method cannot be fitted here."""
+    fits = fit_all(data, n_boot=n_boot, seed=seed)
+    rec = self_backtest(data, seed, min(n_boot, SELF_BACKTEST_BOOT))
+    if "error" in fits.get(rec["method"], {}):
+        rec = {"method": "approach3", "supported_factor": None,
+               "reason": f"{rec['method']} cannot be fitted on these runs "
+                         f"({fits[rec['method']]['error']}); Approach 3 instead"}
+    fits["recommended"] = rec
+    return fits

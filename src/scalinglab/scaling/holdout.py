@@ -14,8 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from scalinglab.errors import ScalinglabError
+from scalinglab.io import strict_json
 from scalinglab.laws.fitsfile import parse_fits
 from scalinglab.laws.forecast import predictive_interval
+from scalinglab.scaling.backtest import fit_and_recommend
 from scalinglab.scaling.bootstrap import percentile_ci
 from scalinglab.scaling.fit import fit_isoflop
 from scalinglab.scaling.fitdata import FitData
@@ -57,10 +59,9 @@ def _achieved(held: FitData, c: float) -> dict:
 def holdout_largest(data: FitData, n_boot: int = 1000, seed: int = 0,
                     factor: float | None = None) -> dict:
     """Fit on the smaller budgets, predict the largest, and report the errors."""
-    from scalinglab.scaling.fits_io import fit_data  # fit_data records holdouts: no cycle
-
     train, held, c = split_largest(data, factor)
-    fits = parse_fits(fit_data(train, n_boot=n_boot, seed=seed), "trust check")
+    fits = parse_fits(strict_json(fit_and_recommend(train, n_boot=n_boot, seed=seed)),
+                      "trust check")
     method, fit = fits.frontier(None)
     k = fits.k
     extrapolation = c / float(train.flops.max())
