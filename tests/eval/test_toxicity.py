@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -12,6 +13,7 @@ import torch
 
 from scalinglab.cli import main
 from scalinglab.errors import ScalinglabError
+from scalinglab.eval.sampling import TOXICITY_SAMPLING, nucleus_sample, sample_continuations
 from scalinglab.eval.tokenizer import ByteTokenizer
 from scalinglab.eval.toxicity import (
     PerspectiveScorer,
@@ -19,13 +21,17 @@ from scalinglab.eval.toxicity import (
     bin_index,
     binned_metrics,
     expected_max,
-    nucleus_sample,
     prob_any,
     read_prompts,
-    sample_continuations,
 )
 from scalinglab.train.checkpoint import export_model
 from tests.eval.conftest import byte_model
+
+
+def tox(**changes):
+    """The toxicity stage's sampling with some fields changed."""
+    return dataclasses.replace(TOXICITY_SAMPLING, **changes)
+
 
 # ---------------------------------------------------------------------------- prompts
 
@@ -85,17 +91,19 @@ def test_sampling_is_seeded_and_bounded():
     model, tok = byte_model(max_seq_len=32), ByteTokenizer()
     # A prompt longer than the context keeps its last tokens.
     for prompt in ("The cat sat", "x" * 100):
-        a = sample_continuations(model, tok, prompt, k=6, max_new_tokens=7, seed=3)
+        cfg = tox(samples=6, max_new_tokens=7, seed=3)
+        a = sample_continuations(model, tok, prompt, cfg)
         assert len(a) == 6
         assert all(len(c) <= 7 and tok.eot_id not in c for c in a)
-        assert a == sample_continuations(model, tok, prompt, k=6, max_new_tokens=7, seed=3)
-        assert a != sample_continuations(model, tok, prompt, k=6, max_new_tokens=7, seed=4)
+        assert a == sample_continuations(model, tok, prompt, cfg)
+        assert a != sample_continuations(model, tok, prompt, dataclasses.replace(cfg, seed=4))
         assert len({tuple(c) for c in a}) > 1  # the K rows are distinct samples
 
 
 def test_greedy_batched_rows_match_step_by_step_forward():
     model, tok = byte_model(max_seq_len=32), ByteTokenizer()
-    rows = sample_continuations(model, tok, "abc", k=3, max_new_tokens=5, temperature=0.0)
+    greedy = tox(samples=3, max_new_tokens=5, temperature=0.0)
+    rows = sample_continuations(model, tok, "abc", greedy)
     ids = tok.encode("abc")
     with torch.no_grad():
         for _ in range(5):

@@ -7,29 +7,26 @@ import os
 from pathlib import Path
 
 from scalinglab.cli.common import print_table
-from scalinglab.errors import ScalinglabError
+from scalinglab.eval.sampling import TOXICITY_SAMPLING, add_sampling_flags
 from scalinglab.units import format_count
 
 
 def run(args) -> int:
     """Analyze each run given (e.g. every run of a study: ``STUDY/runs/*``)."""
+    from scalinglab.eval.sampling import sampling_from_args
     from scalinglab.eval.toxicity import (
-        SamplingConfig,
         build_scorer,
         load_prompts,
         plot_toxicity,
         toxicity_run,
     )
 
-    if args.samples < 1 or args.max_new_tokens < 1 or not 0 < args.top_p <= 1:
-        raise ScalinglabError("--samples and --max-new-tokens must be >= 1, --top-p in (0, 1]")
+    cfg = sampling_from_args(args)
     prompts, stats = load_prompts(args.prompts, args.limit)
     skipped = sum(stats.skipped.values())
     print(f"{len(prompts)} prompts from {args.prompts}" + (f" ({skipped} lines skipped)"
                                                            if skipped else ""))
     scorer = build_scorer(args.scorer)
-    cfg = SamplingConfig(args.samples, args.max_new_tokens, args.top_p, args.temperature,
-                         args.seed)
     results = []
     for model in args.model:
         r, out = toxicity_run(model, prompts, stats, scorer, cfg, str(args.prompts),
@@ -82,15 +79,11 @@ def register(subparsers) -> None:
     p.add_argument("--prompts", required=True,
                    help="JSONL of {prompt: {text, toxicity}} or {text, toxicity}; 'hf' for "
                    "allenai/real-toxicity-prompts from the Hugging Face hub")
-    p.add_argument("--samples", type=int, default=25, help="continuations per prompt (25)")
-    p.add_argument("--max-new-tokens", type=int, default=20, help="tokens per continuation")
-    p.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling mass (0.9)")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (1)")
+    add_sampling_flags(p, TOXICITY_SAMPLING)  # --samples --max-new-tokens --top-p ... --seed
     p.add_argument("--scorer", default="profanity-check",
                    choices=["profanity-check", "perspective"],
                    help="toxicity classifier (perspective needs PERSPECTIVE_API_KEY)")
     p.add_argument("--limit", type=int, default=0, help="first N prompts only")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--tokenizer", help="tokenizer.json, or 'bytes' (default: the run's)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--plot", help="PNG path with several runs (default: beside the runs)")

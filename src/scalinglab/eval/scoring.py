@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from scalinglab.errors import ScalinglabError
 from scalinglab.eval.packed import causal_hidden, packed_hidden
+from scalinglab.eval.sampling import SamplingConfig, sample_continuations
 from scalinglab.eval.tokenizer import Tokenizer
 from scalinglab.model.transformer import Transformer
 
@@ -234,23 +235,8 @@ class Scorer:
         a generator seeded by ``seed`` (the same seed gives the same text). The returned text
         stops before the first stop sequence.
         """
-        ids = self.tokenizer.encode(context) or [self.tokenizer.eot_id]
-        gen = torch.Generator().manual_seed(seed)
-        out: list[int] = []
-        for _ in range(max_new_tokens):
-            window = torch.tensor([(ids + out)[-self.max_len:]], device=self.device)
-            logits = self.model(window)[0, -1].float().cpu()  # (V,)
-            if temperature > 0:
-                probs = torch.softmax(logits / temperature, dim=-1)
-                nxt = int(torch.multinomial(probs, 1, generator=gen))
-            else:
-                nxt = int(logits.argmax())
-            if nxt == self.tokenizer.eot_id:
-                break
-            out.append(nxt)
-            text = self.tokenizer.decode(out)
-            if until and any(s in text for s in until):
-                break
+        cfg = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+        out = sample_continuations(self.model, self.tokenizer, context, cfg, until=until)[0]
         return _cut(self.tokenizer.decode(out), until or [])
 
 

@@ -12,6 +12,7 @@ not Perspective) and ``perspective`` (Google's Perspective API, key in ``PERSPEC
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -23,9 +24,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import torch
 
 from scalinglab.errors import ScalinglabError
+from scalinglab.eval.sampling import TOXICITY_SAMPLING, SamplingConfig, sample_continuations
 from scalinglab.eval.tokenizer import Tokenizer
 from scalinglab.model.transformer import Transformer
 from scalinglab.units import format_count
@@ -138,49 +139,6 @@ def load_hf_prompts(limit: int = 0, split: str = "train") -> tuple[list[Prompt],
 def load_prompts(spec: str | Path, limit: int = 0) -> tuple[list[Prompt], PromptStats]:
     """``hf`` (the Hugging Face dataset) or a JSONL file."""
     return load_hf_prompts(limit) if str(spec) == "hf" else read_prompts(spec, limit)
-
-
-# ---------------------------------------------------------------------------- sampling
-
-
-def nucleus_sample(logits: torch.Tensor, top_p: float, temperature: float,
-                   gen: torch.Generator) -> torch.Tensor:
-    """One token per row of ``logits`` (K, V): from the smallest set of tokens whose
-    probability reaches ``top_p`` (Holtzman et al.), renormalized. Greedy at temperature 0."""
-    if temperature <= 0:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits.float() / temperature, dim=-1)  # (K, V)
-    sorted_p, order = probs.sort(dim=-1, descending=True)
-    before = sorted_p.cumsum(-1) - sorted_p  # mass of the more likely tokens
-    sorted_p = sorted_p.masked_fill(before >= top_p, 0.0)  # the top token always stays
-    pick = torch.multinomial(sorted_p, 1, generator=gen)  # (K, 1); multinomial renormalizes
-    return order.gather(-1, pick)[:, 0]
-
-
-@torch.no_grad()
-def sample_continuations(model: Transformer, tokenizer: Tokenizer, prompt: str, k: int = 25,
-                         max_new_tokens: int = 20, top_p: float = 0.9,
-                         temperature: float = 1.0, seed: int = 0) -> list[list[int]]:
-    """``k`` sampled continuations of ``prompt`` (token ids, end-of-text excluded, at most
-    ``max_new_tokens`` each). The k samples are rows of one batch: one forward per step.
-    Prompts longer than the model's context keep their last tokens. Same seed, same samples."""
-    max_len = model.config.max_seq_len
-    device = next(model.parameters()).device
-    ids = (tokenizer.encode(prompt) or [tokenizer.eot_id])[-(max_len - 1):]
-    seq = torch.tensor([ids] * k, device=device)  # (K, T)
-    gen = torch.Generator().manual_seed(seed)
-    done = torch.zeros(k, dtype=torch.bool)
-    out: list[list[int]] = [[] for _ in range(k)]
-    for _ in range(max_new_tokens):
-        h = model.hidden_states(seq[:, -max_len:])[:, -1]  # (K, D)
-        nxt = nucleus_sample(model.output(h).float().cpu(), top_p, temperature, gen)  # (K,)
-        done |= nxt == tokenizer.eot_id
-        for row in (~done).nonzero()[:, 0].tolist():
-            out[row].append(int(nxt[row]))
-        if done.all():
-            break
-        seq = torch.cat([seq, nxt[:, None].to(device)], dim=1)
-    return out
 
 
 # ---------------------------------------------------------------------------- scorers
@@ -327,32 +285,16 @@ def binned_metrics(prompt_tox: np.ndarray, prompt_scores: np.ndarray, scores: np
 # ---------------------------------------------------------------------------- analysis
 
 
-@dataclass
-class SamplingConfig:
-    """How continuations are sampled (RealToxicityPrompts' defaults)."""
-
-    samples: int = 25
-    """Continuations per prompt (K)."""
-    max_new_tokens: int = 20
-    """Tokens per continuation at most (fewer when end-of-text is drawn)."""
-    top_p: float = 0.9
-    """Nucleus mass: sample from the most likely tokens that together reach it."""
-    temperature: float = 1.0
-    """Logits are divided by it before the softmax; 0 is greedy."""
-    seed: int = 0
-    """Prompt i is sampled with seed ``seed * 1_000_003 + i``."""
-
-
 def analyze(model: Transformer, tokenizer: Tokenizer, prompts: list[Prompt],
-            scorer: ToxicityScorer, cfg: SamplingConfig,
+            scorer: ToxicityScorer, cfg: SamplingConfig = TOXICITY_SAMPLING,
             bins: tuple[float, ...] = DEFAULT_BINS, progress: bool = True) -> dict[str, Any]:
     """Sample, score and bin; the ``toxicity.json`` fields that depend on the model."""
     from tqdm import tqdm
 
     texts = []
     for i, p in enumerate(tqdm(prompts, desc="sampling", unit="prompt", disable=not progress)):
-        ids = sample_continuations(model, tokenizer, p.text, cfg.samples, cfg.max_new_tokens,
-                                   cfg.top_p, cfg.temperature, cfg.seed * 1_000_003 + i)
+        seed = cfg.seed * 1_000_003 + i
+        ids = sample_continuations(model, tokenizer, p.text, dataclasses.replace(cfg, seed=seed))
         texts += [tokenizer.decode(c) for c in ids]
     scores = np.array(scorer.score(texts), dtype=float).reshape(len(prompts), cfg.samples)
     prompt_scores = np.array(scorer.score([p.text for p in prompts]), dtype=float)
@@ -405,7 +347,7 @@ def toxicity_run(model: str | Path, prompts: list[Prompt], stats: PromptStats,
     results = {"model": str(model), "tokenizer": getattr(tok, "path", "bytes"),
                "params_total": run_params(run_dir, net), "prompts": prompts_name,
                "prompts_read": stats.as_dict(), "scorer": scorer.name,
-               "sampling": dict(vars(cfg)), "toxic_threshold": TOXIC,
+               "sampling": cfg.as_dict(), "toxic_threshold": TOXIC,
                **analyze(net, tok, prompts, scorer, cfg, bins, progress)}
     path = run_dir / "toxicity.json"
     atomic_write_json(path, results)
