@@ -32,7 +32,6 @@ from torch.distributed.tensor.parallel import loss_parallel
 from scalinglab.config import ConfigError
 from scalinglab.errors import ScalinglabError
 from scalinglab.io import atomic_write_json, locked, read_json_object
-from scalinglab.model.accounting import FlopConvention, train_flops_per_token
 from scalinglab.parallel import checkpoint as dckpt
 from scalinglab.parallel.dims import AXES, ParallelDims, init_process_group
 from scalinglab.parallel.parallelize import parallelize
@@ -45,15 +44,12 @@ from scalinglab.train.callbacks import (
     ProgressCallback,
 )
 from scalinglab.train.config import TrainConfig
-from scalinglab.train.data import TokenWindows
 from scalinglab.train.optim import build_optimizer, lr_at
 from scalinglab.train.trainer import (
     Trainer,
     _patch_missing_config_keys,
-    plan_run,
     spike_callbacks,
 )
-from scalinglab.utils.hardware import peak_flops
 
 
 class DistCheckpointCallback(Callback):
@@ -72,29 +68,17 @@ class DistCheckpointCallback(Callback):
 class DistributedTrainer(Trainer):
     """Trains one model over ``torchrun``'s processes laid out by ``cfg.parallel``."""
 
-    # NOTE: Trainer.__init__ is not called: it builds the whole model on one device, which
-    # is exactly what a sharded run must avoid. The attributes Trainer's methods use are set here.
-    def __init__(self, cfg: TrainConfig, callbacks: list[Callback] | None = None,
-                 progress: bool = True):
-        if not cfg.out:
-            raise ConfigError("TrainConfig.out (the run directory) is not set")
-        self.cfg, self.pcfg = cfg, cfg.parallel
-        self.run_dir = Path(cfg.out)
-        self.plan = plan_run(cfg)
-        torch.set_num_threads(cfg.threads or int(os.environ.get("OMP_NUM_THREADS", "1")))
-        self.rank, world = init_process_group(self.pcfg.timeout_s)
-        self._init_layout(world)
-        self._load_data()
-        self._init_model()
-        self.flops_per_token = train_flops_per_token(cfg.model, FlopConvention.chinchilla,
-                                                     self.plan.seq_len)
+    # Trainer.__init__ runs as for one process; the hooks below replace its single-device
+    # steps: the process group and mesh before the data, and a model built already sharded.
+    def _init_device(self) -> None:
+        self.pcfg = self.cfg.parallel
+        torch.set_num_threads(self.cfg.threads or int(os.environ.get("OMP_NUM_THREADS", "1")))
+        self.rank, self.world = init_process_group(self.pcfg.timeout_s)
+        self._init_layout(self.world)
+
+    def _peak_flops(self) -> float:
         # MFU of the whole job: throughput is global, so the peak is one device's x world size.
-        self.peak_flops = (cfg.peak_flops or peak_flops(self.device, cfg.dtype)) * world
-        self.step, self.elapsed = 0, 0.0
-        self.last_val_loss: float | None = None
-        self.last_val_step = -1
-        self._init_divergence_state()
-        self.callbacks = callbacks if callbacks is not None else self._callbacks(progress)
+        return super()._peak_flops() * self.world
 
     def _init_layout(self, world: int) -> None:
         """Degrees, batch split, device, mesh and this rank's coordinates in it."""
@@ -129,15 +113,6 @@ class DistributedTrainer(Trainer):
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
                                        enabled=cfg.dtype == "bf16" and not fsdp_bf16)
         self.loss_parallel = self.dims.tp > 1 and self.dims.pp == 1 and self.pcfg.loss_parallel
-
-    def _load_data(self) -> None:
-        cfg = self.cfg
-        self.train_data = TokenWindows(cfg.data, "train", self.plan.seq_len, seed=cfg.seed)
-        self.val_data = TokenWindows(cfg.data, "val", self.plan.seq_len, seed=cfg.seed)
-        if self.train_data.vocab_size > cfg.model.vocab_size:
-            raise ConfigError(f"{cfg.data}: shards use a vocabulary of "
-                              f"{self.train_data.vocab_size} ids but model.vocab_size is "
-                              f"{cfg.model.vocab_size}")
 
     def _callbacks(self, progress: bool) -> list[Callback]:
         """Evaluation and checkpoints are collective (every rank); logging is rank 0's."""

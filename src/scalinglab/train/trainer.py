@@ -102,6 +102,8 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, callbacks: list[Callback] | None = None,
                  progress: bool = True):
+        # The steps a subclass lays out differently (DistributedTrainer: process group, mesh,
+        # sharded model) are the _init_* hooks; everything else is set here, once.
         if not cfg.out:
             raise ConfigError("TrainConfig.out (the run directory) is not set: use --out")
         if not cfg.data:
@@ -109,9 +111,26 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(cfg.out)
         self.plan = plan_run(cfg)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        self.device = resolve_device(cfg.device)
+        self._init_device()
+        self._load_data()
+        self._init_model()
+        self.flops_per_token = train_flops_per_token(cfg.model, FlopConvention.chinchilla,
+                                                     self.plan.seq_len)
+        self.peak_flops = self._peak_flops()
+        self.step = 0
+        self.elapsed = 0.0  # training seconds over all sessions of this run
+        self.last_val_loss: float | None = None
+        self.last_val_step = -1
+        self._init_divergence_state()
+        self.callbacks = callbacks if callbacks is not None else self._callbacks(progress)
+
+    def _init_device(self) -> None:
+        if self.cfg.threads:
+            torch.set_num_threads(self.cfg.threads)
+        self.device = resolve_device(self.cfg.device)
+
+    def _load_data(self) -> None:
+        cfg = self.cfg
         self.train_data = TokenWindows(cfg.data, "train", self.plan.seq_len, seed=cfg.seed)
         self.val_data = TokenWindows(cfg.data, "val", self.plan.seq_len, seed=cfg.seed)
         if self.train_data.vocab_size > cfg.model.vocab_size:
@@ -119,6 +138,10 @@ class Trainer:
                 f"{cfg.data}: shards use a vocabulary of {self.train_data.vocab_size} ids but "
                 f"model.vocab_size is {cfg.model.vocab_size}"
             )
+
+    def _init_model(self) -> None:
+        """The model (whole, on one device), its compiled forward, optimiser and precision."""
+        cfg = self.cfg
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model, seed=cfg.seed, device=self.device)
         self.forward = torch.compile(self.model) if cfg.compile else self.model
@@ -129,15 +152,12 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, cfg)
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
                                        enabled=cfg.dtype == "bf16")
-        self.flops_per_token = train_flops_per_token(cfg.model, FlopConvention.chinchilla,
-                                                     self.plan.seq_len)
-        self.peak_flops = cfg.peak_flops or peak_flops(self.device, cfg.dtype)
-        self.step = 0
-        self.elapsed = 0.0  # training seconds over all sessions of this run
-        self.last_val_loss: float | None = None
-        self.last_val_step = -1
-        self._init_divergence_state()
-        self.callbacks = callbacks if callbacks is not None else default_callbacks(cfg, progress)
+
+    def _peak_flops(self) -> float:
+        return self.cfg.peak_flops or peak_flops(self.device, self.cfg.dtype)
+
+    def _callbacks(self, progress: bool) -> list[Callback]:
+        return default_callbacks(self.cfg, progress)
 
     def _init_divergence_state(self) -> None:
         self.data_offset = 0  # batches skipped by rollbacks: the data runs ahead of the step
