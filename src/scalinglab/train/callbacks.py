@@ -11,30 +11,45 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from tqdm import tqdm
 
 from scalinglab.train import checkpoint as ckpt
 from scalinglab.train.metrics import JsonlLogger, read_metrics
 
-if TYPE_CHECKING:
-    from scalinglab.train.trainer import Trainer
+
+class TrainerView(Protocol):
+    """What a callback may use of the trainer that calls it (``train.trainer.Trainer`` and
+    ``parallel.trainer.DistributedTrainer`` both are one). Declared here rather than
+    imported, so that the trainer can import its callbacks without a cycle."""
+
+    cfg: Any  # TrainConfig
+    run_dir: Path
+    plan: Any  # RunPlan: steps, tokens, seq_len...
+    step: int
+    eval_every: int
+    checkpoint_every: int
+
+    def evaluate(self) -> float: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
 
 
 class Callback:
     """No-op base: override the hooks you need."""
 
-    def on_start(self, trainer: Trainer, resume_step: int | None) -> None:
+    def on_start(self, trainer: TrainerView, resume_step: int | None) -> None:
         pass
 
-    def post_step(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+    def post_step(self, trainer: TrainerView, metrics: dict[str, Any]) -> None:
         pass
 
-    def on_event(self, trainer: Trainer, event: dict[str, Any]) -> None:
+    def on_event(self, trainer: TrainerView, event: dict[str, Any]) -> None:
         pass
 
-    def on_end(self, trainer: Trainer, summary: dict[str, Any]) -> None:
+    def on_end(self, trainer: TrainerView, summary: dict[str, Any]) -> None:
         pass
 
 
@@ -45,7 +60,7 @@ def _due(step: int, every: int, last: int) -> bool:
 class EvalCallback(Callback):
     """Validation loss every ``eval_every`` steps and at the last step."""
 
-    def post_step(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+    def post_step(self, trainer: TrainerView, metrics: dict[str, Any]) -> None:
         if _due(trainer.step, trainer.eval_every, trainer.plan.steps):
             metrics["val_loss"] = trainer.evaluate()
 
@@ -53,18 +68,18 @@ class EvalCallback(Callback):
 class MetricsCallback(Callback):
     """Appends every step's metrics to ``RUN/metrics.jsonl``."""
 
-    def on_start(self, trainer: Trainer, resume_step: int | None) -> None:
+    def on_start(self, trainer: TrainerView, resume_step: int | None) -> None:
         self.logger = JsonlLogger(trainer.run_dir / "metrics.jsonl", resume_step)
 
-    def post_step(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+    def post_step(self, trainer: TrainerView, metrics: dict[str, Any]) -> None:
         self.logger.log(metrics)
 
-    def on_event(self, trainer: Trainer, event: dict[str, Any]) -> None:
+    def on_event(self, trainer: TrainerView, event: dict[str, Any]) -> None:
         if event["action"] == "rollback":  # the curve continues from the checkpoint's step
             self.logger.rewind(event["step"])
         self.logger.log(event)
 
-    def on_end(self, trainer: Trainer, summary: dict[str, Any]) -> None:
+    def on_end(self, trainer: TrainerView, summary: dict[str, Any]) -> None:
         self.logger.close()
 
 
@@ -72,12 +87,12 @@ class CheckpointCallback(Callback):
     """Saves the full training state every ``checkpoint_every`` steps and at the end (and at
     step 0 under ``nan_policy=rollback``, so that there is always a state to go back to)."""
 
-    def on_start(self, trainer: Trainer, resume_step: int | None) -> None:
+    def on_start(self, trainer: TrainerView, resume_step: int | None) -> None:
         if trainer.cfg.nan_policy == "rollback" and resume_step is None:
             ckpt.save_checkpoint(trainer.run_dir, trainer.step, trainer.state_dict(),
                                  trainer.cfg.keep_checkpoints)
 
-    def post_step(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+    def post_step(self, trainer: TrainerView, metrics: dict[str, Any]) -> None:
         if _due(trainer.step, trainer.checkpoint_every, trainer.plan.steps):
             ckpt.save_checkpoint(trainer.run_dir, trainer.step, trainer.state_dict(),
                                  trainer.cfg.keep_checkpoints)
@@ -86,11 +101,11 @@ class CheckpointCallback(Callback):
 class ProgressCallback(Callback):
     """A tqdm bar with loss, tokens/s, MFU and the ETA."""
 
-    def on_start(self, trainer: Trainer, resume_step: int | None) -> None:
+    def on_start(self, trainer: TrainerView, resume_step: int | None) -> None:
         self.bar = tqdm(total=trainer.plan.steps, initial=resume_step or 0, unit="step",
                         desc=trainer.run_dir.name, dynamic_ncols=True, leave=True)
 
-    def post_step(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+    def post_step(self, trainer: TrainerView, metrics: dict[str, Any]) -> None:
         post = {"loss": f"{metrics['train_loss']:.3f}", "tok/s": f"{metrics['tokens_per_s']:.0f}",
                 "mfu": f"{100 * metrics['mfu']:.1f}%"}
         if "val_loss" in metrics:
@@ -100,12 +115,12 @@ class ProgressCallback(Callback):
         self.bar.set_postfix(post, refresh=False)
         self.bar.update(1)
 
-    def on_event(self, trainer: Trainer, event: dict[str, Any]) -> None:
+    def on_event(self, trainer: TrainerView, event: dict[str, Any]) -> None:
         if event["action"] != "stop":
             self.bar.n = trainer.step
             self.bar.refresh()
 
-    def on_end(self, trainer: Trainer, summary: dict[str, Any]) -> None:
+    def on_end(self, trainer: TrainerView, summary: dict[str, Any]) -> None:
         self.bar.close()
 
 
@@ -117,7 +132,7 @@ class SpikeCallback(Callback):
     def __init__(self, factor: float, window: int):
         self.factor, self.window = factor, window
 
-    def on_start(self, trainer: Trainer, resume_step: int | None) -> None:
+    def on_start(self, trainer: TrainerView, resume_step: int | None) -> None:
         # Rows after the resume step are about to be dropped by the logger: ignore them.
         try:
             rows = read_metrics(trainer.run_dir) if resume_step else []
@@ -126,7 +141,7 @@ class SpikeCallback(Callback):
         self.recent = deque((r["train_loss"] for r in rows
                              if "train_loss" in r and r["step"] <= resume_step), self.window)
 
-    def post_step(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+    def post_step(self, trainer: TrainerView, metrics: dict[str, Any]) -> None:
         loss = metrics["train_loss"]
         if len(self.recent) >= min(10, self.window):
             median = statistics.median(self.recent)
@@ -134,6 +149,6 @@ class SpikeCallback(Callback):
                 metrics.update(event="loss_spike", spike_median=median)
         self.recent.append(loss)
 
-    def on_event(self, trainer: Trainer, event: dict[str, Any]) -> None:
+    def on_event(self, trainer: TrainerView, event: dict[str, Any]) -> None:
         if event["action"] == "rollback":
             self.recent.clear()
