@@ -93,7 +93,7 @@ def to_parallel(layout: Layout) -> ParallelConfig:
         dp=layout.dp if zero < 2 else 1, fsdp=layout.dp if zero >= 2 else 1,
         tp=layout.tp, pp=layout.pp, shard_optimizer=zero == 1,
         reshard_after_forward=zero != 2,
-        activation_checkpoint=ACMode(layout.recompute.value),
+        activation_checkpoint=ACMode(str(layout.recompute)),
         pp_schedule=PPSchedule.interleaved_1f1b if interleaved else PPSchedule.one_f_one_b,
         pp_stages_per_rank=layout.virtual_stages if interleaved else 0)
 
