@@ -77,10 +77,11 @@ def test_plan_layout_prints_command_and_writes_config(tmp_path, cli, cli_json):
                        "1920", "--write-config", path, "--slurm", script, "--top", "3")
     assert rc == 0, err
     saved = yaml.safe_load(path.read_text())
-    assert saved["parallel"]["tp"] == 8 and saved["parallel"]["pp"] == 35
+    assert saved["parallel"]["tp"] == 8 and saved["parallel"]["pp"] > 1
     # Megatron's padding (50257 -> 51200 = 50 x 128 x 8), embeddings untied across stages.
     assert saved["model"]["vocab_size"] == 51200 and saved["model"]["tie_embeddings"] is False
     assert f"--config {path}" in out and "torchrun --nnodes=280 --nproc-per-node=8" in out
+    assert f"--parallel dp={saved['parallel']['dp']},fsdp={saved['parallel']['fsdp']}" in out
     text = script.read_text()
     assert "#SBATCH --nodes=280" in text and "srun torchrun" in text
     data = cli_json("plan", "run", "--budget", "1e22", "--gpus", "64", "--gpu", "h100-80gb")

@@ -22,11 +22,11 @@ import yaml
 from scalinglab.cli.common import format_count, print_json, print_table
 from scalinglab.config import unknown_field
 from scalinglab.errors import ScalinglabError
+from scalinglab.io import atomic_write_text
 from scalinglab.laws.fitsfile import LOSS_METHODS, load_fits
 from scalinglab.model.accounting import count_params
 from scalinglab.model.config import ModelConfig
 from scalinglab.model.presets import GPT_VOCAB, get_preset
-from scalinglab.io import atomic_write_text
 from scalinglab.plan import depth_width, launch
 from scalinglab.plan.bigrun import plan_big_run
 from scalinglab.plan.hardware import GIB, get_gpu, load_catalogue

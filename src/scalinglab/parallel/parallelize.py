@@ -52,8 +52,12 @@ class ParallelModel:
 # Ops whose outputs selective checkpointing keeps: the matmuls (the expensive part of a
 # block). Everything else -- attention scores and softmax, norms, activations -- is cheap to
 # recompute and is what Korthikanti et al. (2022) and torchtitan's per-op mode drop.
+# The tensor-parallel collectives' outputs are kept too, so backward never repeats them.
 _SAVED_OPS = {torch.ops.aten.mm.default, torch.ops.aten.addmm.default,
-              torch.ops.aten.bmm.default, torch.ops.aten.linear.default}
+              torch.ops.aten.bmm.default, torch.ops.aten.linear.default,
+              torch.ops._c10d_functional.all_gather_into_tensor.default,
+              torch.ops._c10d_functional.reduce_scatter_tensor.default,
+              torch.ops._c10d_functional.all_reduce.default}
 
 
 def _selective_policy(ctx, op, *args, **kwargs) -> CheckpointPolicy:
