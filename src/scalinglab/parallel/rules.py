@@ -68,8 +68,8 @@ def _tp_problems(model: ModelConfig, cfg: ParallelConfig, seq_len: int) -> list[
 def _option_problems(cfg: ParallelConfig, fsdp: int) -> list[str]:
     if cfg.shard_optimizer and (fsdp > 1 or cfg.tp > 1 or cfg.pp > 1 or cfg.dp == 1):
         return ["ZeRO-1 (zero_stage=1, parallel.shard_optimizer) runs only under plain data "
-                f"parallelism (dp > 1, fsdp = tp = pp = 1), not dp={cfg.dp} fsdp={fsdp} tp={cfg.tp} "
-                f"pp={cfg.pp}; use FSDP (ZeRO-2/3) instead"]
+                f"parallelism (dp > 1, fsdp = tp = pp = 1), not dp={cfg.dp} fsdp={fsdp} "
+                f"tp={cfg.tp} pp={cfg.pp}; use FSDP (ZeRO-2/3) instead"]
     return []
 
 
