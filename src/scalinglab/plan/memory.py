@@ -33,6 +33,8 @@ WEIGHT_BYTES = 2  # bf16 weights
 GRAD_BYTES = 2  # bf16 gradients
 OPTIMIZER_BYTES = 12  # fp32 master weights + Adam m and v
 STATE_BYTES = WEIGHT_BYTES + GRAD_BYTES + OPTIMIZER_BYTES  # the 16 bytes per parameter
+MIXED_STATE = (WEIGHT_BYTES, GRAD_BYTES, OPTIMIZER_BYTES)  # bf16 training (Megatron)
+FP32_STATE = (4, 4, 8)  # fp32 weights and gradients, Adam m and v (no master copy): CPU runs
 CONTEXT_BYTES = 2 * GIB  # CUDA context, NCCL buffers and allocator slack, per GPU
 
 
@@ -150,13 +152,15 @@ def _stage_activations(cfg: ModelConfig, layout: Layout, seq_len: int,
 
 
 def stage_memory(cfg: ModelConfig, layout: Layout, seq_len: int,
-                 first: bool, last: bool) -> MemoryBreakdown:
-    """Bytes on one GPU of the first and/or last stage of ``layout``."""
+                 first: bool, last: bool,
+                 state_bytes: tuple[int, int, int] = MIXED_STATE) -> MemoryBreakdown:
+    """Bytes on one GPU of the first and/or last stage of ``layout``; ``state_bytes`` are the
+    bytes per parameter of weights, gradients and optimizer state."""
     params = stage_params(cfg, layout, first, last)
     dp, zero = layout.dp, layout.zero_stage
-    weights = params * WEIGHT_BYTES / (dp if zero >= 3 else 1)
-    grads = params * GRAD_BYTES / (dp if zero >= 2 else 1)
-    optimizer = params * OPTIMIZER_BYTES / (dp if zero >= 1 else 1)
+    weights = params * state_bytes[0] / (dp if zero >= 3 else 1)
+    grads = params * state_bytes[1] / (dp if zero >= 2 else 1)
+    optimizer = params * state_bytes[2] / (dp if zero >= 1 else 1)
     buffers = float(CONTEXT_BYTES)
     if zero >= 3 and dp > 1:  # two layers gathered at once (current + prefetched), bf16
         buffers += 2 * layer_params(cfg) / layout.tp * WEIGHT_BYTES
