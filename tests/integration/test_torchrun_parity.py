@@ -33,6 +33,8 @@ JOB2 = {  # 2 processes
     "ddp": ["parallel.dp=2", "micro_batch_size=2"],  # gradient accumulation under no_sync
     "fsdp": ["parallel.fsdp=2"],
     "zero2": ["parallel.fsdp=2", "parallel.reshard_after_forward=false", "micro_batch_size=2"],
+    "zero1": ["parallel.dp=2", "parallel.shard_optimizer=true", "micro_batch_size=2"],
+    "selective_ac": ["parallel.fsdp=2", "parallel.activation_checkpoint=selective"],
     "tp": ["parallel.tp=2"],
     "pp_gpipe": [*PP4, *MICRO, "parallel.pp=2", "parallel.pp_schedule=gpipe"],
     "pp_1f1b": [*PP4, *MICRO, "parallel.pp=2", "parallel.pp_schedule=1f1b"],
@@ -41,13 +43,15 @@ JOB2 = {  # 2 processes
 JOB4 = {  # 4 processes; resume_* continue a 2-process run's step-3 checkpoint
     "fsdp_tp": ["parallel.fsdp=2", "parallel.tp=2"],
     "resume_fsdp_as_fsdp_tp": ["parallel.fsdp=2", "parallel.tp=2"],
+    "resume_zero1_as_fsdp_tp": ["parallel.fsdp=2", "parallel.tp=2"],
 }
 JOB8 = {  # 8 processes
     "pp_fsdp_tp": [*PP4, *MICRO, "parallel.pp=2", "parallel.fsdp=2", "parallel.tp=2"],
     "resume_pp_as_pp_fsdp_tp": [*PP4, *MICRO, "parallel.pp=2", "parallel.fsdp=2",
                                 "parallel.tp=2"],
 }
-RESUMED_FROM = {"resume_fsdp_as_fsdp_tp": "fsdp", "resume_pp_as_pp_fsdp_tp": "pp_1f1b",
+RESUMED_FROM = {"resume_fsdp_as_fsdp_tp": "fsdp", "resume_zero1_as_fsdp_tp": "zero1",
+                "resume_pp_as_pp_fsdp_tp": "pp_1f1b",
                 "resume_3d_in_one_process": "pp_fsdp_tp"}
 ALL = {**JOB2, **JOB4, **JOB8, "resume_3d_in_one_process": PP4}
 
@@ -65,7 +69,8 @@ def runs(tmp_path_factory) -> Path:
         train(base.merge([*overrides, f"out={root / name}"]), progress=False)
     job = "scalinglab.testing.distributed:train_modes"
     run_distributed_test(job, 2, str(root / "base.json"), JOB2, str(root))
-    for resumed in ("resume_fsdp_as_fsdp_tp", "resume_pp_as_pp_fsdp_tp"):
+    for resumed in ("resume_fsdp_as_fsdp_tp", "resume_zero1_as_fsdp_tp",
+                    "resume_pp_as_pp_fsdp_tp"):
         _truncate_copy(root / RESUMED_FROM[resumed], root / resumed, keep_step=3)
     run_distributed_test(job, 4, str(root / "base.json"), JOB4, str(root))
     run_distributed_test(job, 8, str(root / "base.json"), JOB8, str(root), timeout=600)

@@ -31,11 +31,14 @@ def test_mtnlg_published_layout_fits_80gb_a100(zero):
     layout = Layout(**MTNLG, zero_stage=zero, recompute=Recompute.full)
     report = memory_per_gpu(cfg, layout, 2048, gpu)
     assert report.fits, report.as_dict()
-    # 3 of 105 layers / 8-way tensor split, plus the vocab-parallel embedding on stage one.
+    # 3 of 105 layers / 8-way tensor split, plus the vocab-parallel embedding on stage one;
+    # every TP rank holds whole the replicated parts: per layer 2 LayerNorms (2d each) and
+    # the wo / w2 biases (d each) = 6d, the learned positions (2048 d), the final norm (2d).
     first, last = report.stages
+    d = 20480
     body = 3 * layer_params(cfg) / 8
-    assert first.params == pytest.approx(body + (50257 + 2048) * 20480 / 8)
-    assert last.params == pytest.approx(body + (50257 + 2) * 20480 / 8)  # output copy, norm
+    assert first.params == pytest.approx(body + 50257 * d / 8 + 3 * 6 * d * 7 / 8 + 2048 * d)
+    assert last.params == pytest.approx(body + (50257 + 2) * d / 8 + (3 * 6 + 2) * d * 7 / 8)
     assert body == pytest.approx(530e9 / 280, rel=0.01)
     # ...but without recomputation its activations overflow the GPU.
     no_rc = memory_per_gpu(cfg, Layout(**MTNLG, zero_stage=zero), 2048, gpu)
@@ -84,7 +87,7 @@ def test_pipeline_first_stage_holds_in_flight_micro_batches_and_embedding():
 
 def test_memory_cli_reports_fit_and_dominant(cli_json, cli):
     args = ["plan", "memory", "--model", "mtnlg-530b", "--gpu", "a100-80gb", "tp=8", "pp=35",
-            "dp=8", "global_batch=1920", "zero_stage=1", "recompute=full"]
+            "dp=8", "global_batch=1920", "zero_stage=2", "recompute=full"]
     data = cli_json(*args)
     assert data["fits"] and data["training_state_bytes"] > 8e12
     rc, out, _ = cli(*args)
@@ -92,10 +95,13 @@ def test_memory_cli_reports_fit_and_dominant(cli_json, cli):
 
 
 @pytest.mark.parametrize("override,needle", [
-    (["pp=36"], "pp=36 must divide n_layers=105"),
+    (["pp=36"], "36 pipeline stages (pp=36 x 1 per rank) do not divide model.n_layers=105"),
     (["tp=16"], "tp=16 must divide the 8 GPUs of a node"),
     (["tp=3"], "tp=3"),
-    (["dp=7", "global_batch=1920"], "global_batch=1920 must be a multiple"),
+    (["dp=7", "global_batch=1920"], "dp x fsdp = 7 does not divide the batch of 1920"),
+    (["tp=8", "pp=35", "dp=8", "global_batch=1920", "zero_stage=1"],
+     "ZeRO-1 (zero_stage=1, parallel.shard_optimizer) runs only under plain data parallelism"),
+    (["pp=35", "global_batch=16"], "16 micro-batches per step is fewer than pp=35"),
     (["bogus=1"], "unknown field"),
 ])
 def test_invalid_layouts_are_one_line_errors(cli, override, needle):

@@ -13,8 +13,11 @@ def mtnlg_search():
 
 
 def test_published_mtnlg_layout_is_feasible(mtnlg_search):
+    # MT-NLG ran ZeRO-1 next to TP/PP (DeepSpeed); the trainer runs that as ZeRO-2 (FSDP2),
+    # which moves the same bytes and holds less, so the planner offers only that.
+    assert not mtnlg_search.find(zero_stage=1, tp=8)
     published = mtnlg_search.find(tp=8, pp=35, dp=8, micro_batch=1, recompute="full",
-                                  sequence_parallel=False, zero_stage=1)
+                                  sequence_parallel=True, zero_stage=2)
     assert len(published) == 1
     est = published[0].estimate
     assert est.total_s == pytest.approx(60.1, rel=0.10)
@@ -36,14 +39,13 @@ def test_layout_cli_lists_published_layout(cli_json, cli):
     data = cli_json("plan", "layout", "--model", "mtnlg-530b", "--gpus", "2240", "--gpu",
                     "a100-80gb", "--batch", "1920", "--top", "200", "--tokens", "270e9")
     labels = [c["label"] for c in data["top"]]
-    assert "tp8 pp35 dp8 mb1 zero1 full" in labels
-    published = data["top"][labels.index("tp8 pp35 dp8 mb1 zero1 full")]
+    assert "tp8 pp35 dp8 mb1 zero2 full sp" in labels
+    published = data["top"][labels.index("tp8 pp35 dp8 mb1 zero2 full sp")]
     assert published["days"] == pytest.approx(47.8, rel=0.10)  # 68,665 steps of ~60 s
     assert data["n_feasible"] == len(labels)
     rc, out, _ = cli("plan", "layout", "--model", "mtnlg-530b", "--gpus", "2240", "--batch",
-                     "1920", "tp=8", "pp=[35]", "recompute=full", "zero_stage=1",
-                     "sequence_parallel=false")
-    assert rc == 0 and "tp8 pp35 dp8 mb1 zero1 full " in out
+                     "1920", "tp=8", "pp=[35]", "recompute=full", "zero_stage=2")
+    assert rc == 0 and "tp8 pp35 dp8 mb1 zero2 full sp " in out
 
 
 def test_shape_spec_and_search_space(cli_json):

@@ -22,10 +22,12 @@ import yaml
 from scalinglab.cli.common import print_json, print_table
 from scalinglab.config import unknown_field
 from scalinglab.errors import ScalinglabError
+from scalinglab.io import atomic_write_text
 from scalinglab.laws.fitsfile import LOSS_METHODS, load_fits
 from scalinglab.model.accounting import count_params
+from scalinglab.model.config import ModelConfig
 from scalinglab.model.presets import model_from_spec
-from scalinglab.plan import depth_width
+from scalinglab.plan import depth_width, launch
 from scalinglab.plan.bigrun import plan_big_run
 from scalinglab.plan.hardware import GIB, get_gpu, load_catalogue
 from scalinglab.plan.layout import Layout, check_layout
@@ -153,11 +155,40 @@ def _candidate_row(rank: int, c, days: float | None) -> dict:
             "GiB/GPU": _gib(m.worst.total), "dominant": m.worst.dominant}
 
 
+def _launch(args, cfg: ModelConfig, gpu, candidate, preset: str, tokens: float) -> dict:
+    """The run config, torchrun command and Slurm script of ``candidate``; writes the config
+    (``--write-config``) and the script (``--slurm``, ``-`` prints it) when asked."""
+    run = launch.run_config(cfg, candidate.layout, args.seq, preset, tokens)
+    path = args.write_config
+    if path:
+        launch.write_config(run, path)
+    script = launch.slurm_script(run, gpu, path)
+    if args.slurm and args.slurm != "-":
+        atomic_write_text(args.slurm, script)
+    return {"layout": candidate.layout.describe(), "config": run.as_dict(),
+            "command": launch.torchrun_command(run, gpu, path), "slurm": script}
+
+
+def _print_launch(args, info: dict) -> None:
+    print(f"\nrun {info['layout']}:\n  {info['command']}")
+    if args.write_config:
+        print(f"  (config written to {args.write_config})")
+    if args.slurm == "-":
+        print("\n" + info["slurm"])
+    elif args.slurm:
+        print(f"  (Slurm script written to {args.slurm}; sbatch it with DATA and OUT set)")
+
+
 def run_layout(args) -> int:
     cfg, gpu = model_from_spec(args.model), get_gpu(args.gpu, args.catalogue)
     space, eff = _split_knobs(args.overrides)
     result = search_layouts(cfg, args.gpus, gpu, args.batch, args.seq, space, eff)
     top = result.feasible[: args.top]
+    if not 1 <= args.pick <= len(result.feasible):
+        raise ScalinglabError(f"--pick {args.pick}: there are {len(result.feasible)} feasible "
+                              "layouts")
+    info = _launch(args, cfg, gpu, result.feasible[args.pick - 1],
+                   launch.preset_name(args.model), args.tokens or 0)
     days = [days_to_train(args.tokens, args.batch, args.seq, c.estimate.total_s)
             if args.tokens else None for c in top]
     if args.json:
@@ -165,7 +196,7 @@ def run_layout(args) -> int:
         print_json({"model": args.model, "gpus": args.gpus, "gpu": gpu.name,
                     "batch": args.batch, "seq": args.seq, "tokens": args.tokens,
                     "n_valid": result.n_valid, "n_out_of_memory": result.n_out_of_memory,
-                    "n_feasible": len(result.feasible), "top": rows})
+                    "n_feasible": len(result.feasible), "top": rows, "launch": info})
         return 0
     print(f"{args.model} on {args.gpus} x {gpu.name}, batch {args.batch} x {args.seq}: "
           f"{result.n_valid} valid layouts, {result.n_out_of_memory} do not fit, "
@@ -174,6 +205,7 @@ def run_layout(args) -> int:
             "dominant"] + (["days"] if args.tokens else [])
     print_table([_candidate_row(i + 1, c, d) for i, (c, d) in enumerate(zip(top, days,
                                                                             strict=True))], cols)
+    _print_launch(args, info)
     return 0
 
 
@@ -207,8 +239,9 @@ def run_plan(args) -> int:
     plan = plan_big_run(args.budget, args.gpus, gpu, fits=fits, law=args.law,
                         base=model_from_spec(args.base), global_batch=args.batch,
                         seq_len=args.seq, space=space, eff=eff)
+    info = _launch(args, plan.model, gpu, plan.best, "", plan.tokens)
     if args.json:
-        print_json(plan.as_dict())
+        print_json({**plan.as_dict(), "launch": info})
         return 0
     m, c = plan.model, plan.best
     rows = [
@@ -237,7 +270,15 @@ def run_plan(args) -> int:
         rows.append(("N 95% interval", " .. ".join(format_count(x) for x in plan.n_interval)))
     rows += [("note", n) for n in plan.notes]
     print_table([{"item": k, "value": v} for k, v in rows], ["item", "value"])
+    _print_launch(args, info)
     return 0
+
+
+def _launch_flags(p) -> None:
+    p.add_argument("--write-config", metavar="RUN.YAML",
+                   help="write the chosen layout's TrainConfig (the command then reads it)")
+    p.add_argument("--slurm", metavar="FILE",
+                   help="write an sbatch script for the chosen layout (- prints it)")
 
 
 def _common(p, gpu_default: str | None = "a100-80gb") -> None:
@@ -286,6 +327,9 @@ def register(subparsers) -> None:
     lay.add_argument("--seq", type=int, default=2048, help="sequence length")
     lay.add_argument("--top", type=int, default=10, help="how many layouts to print")
     lay.add_argument("--tokens", type=float, help="tokens to train: adds days per layout")
+    lay.add_argument("--pick", type=int, default=1,
+                     help="which ranked layout the command / config is for (default: fastest)")
+    _launch_flags(lay)
     lay.add_argument("overrides", nargs="*",
                      help="search space / efficiency: tp=[8] pp=[35] matmul_efficiency=0.5")
     _common(lay)
@@ -309,5 +353,6 @@ def register(subparsers) -> None:
     r.add_argument("--base", default="chinchilla-70b",
                    help="preset whose family (norm, positions, vocab) the shape keeps")
     r.add_argument("overrides", nargs="*", help="search space / efficiency overrides")
+    _launch_flags(r)
     _common(r)
     r.set_defaults(func=run_plan)

@@ -180,7 +180,7 @@ def save(run_dir: str | Path, step: int, model: nn.Module, optimizer: torch.opti
         for stale in [tmp, *final.parent.glob(".step-*.old-*")]:
             shutil.rmtree(stale, ignore_errors=True)  # left by a killed save or prune
     dist.barrier()
-    msd, osd = get_state_dict(model, optimizer, options=_OPTIONS)
+    msd, osd = get_state_dict(model, _local_optimizer(optimizer), options=_OPTIONS)
     dcp.save({"model": msd, "optimizer": osd}, checkpoint_id=str(tmp))
     dist.barrier()
     if rank == 0:
@@ -192,10 +192,20 @@ def save(run_dir: str | Path, step: int, model: nn.Module, optimizer: torch.opti
     return final
 
 
+def _local_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """The optimiser whose state this rank holds: ZeRO-1's local AdamW over its share of the
+    parameters (their state is saved under the parameters' names, so a checkpoint of a
+    ZeRO-1 run loads into any other layout and back), otherwise ``optimizer`` itself."""
+    from torch.distributed.optim import ZeroRedundancyOptimizer
+
+    return optimizer.optim if isinstance(optimizer, ZeroRedundancyOptimizer) else optimizer
+
+
 def load(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Collective: fill ``model`` and ``optimizer`` (any layout) from checkpoint ``path``;
     returns the trainer state saved beside the shards."""
     # Empty state dicts in this layout's shapes and shards; DCP fills them from the files.
+    optimizer = _local_optimizer(optimizer)
     msd, osd = get_state_dict(model, optimizer, options=_OPTIONS)
     state = {"model": msd, "optimizer": osd}
     try:

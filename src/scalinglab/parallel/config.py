@@ -13,6 +13,26 @@ import enum
 from scalinglab.config import Config, ConfigError
 
 
+class ACMode(enum.StrEnum):
+    """Activation checkpointing: what a block keeps for backward (planner: ``recompute``).
+
+    ``selective`` is per-op, as torchtitan's ``op`` mode and Korthikanti et al. (2022): the
+    outputs of the matmuls are kept, everything else (attention scores, softmax, norms,
+    activations) is recomputed in backward. ``full`` keeps only each block's input.
+    """
+
+    none = "none"
+    selective = "selective"
+    full = "full"
+
+    @classmethod
+    def _missing_(cls, value):
+        # Configs written before the modes existed hold a bool: true meant full.
+        if isinstance(value, bool) or value in ("true", "false"):
+            return cls.full if value in (True, "true") else cls.none
+        return None
+
+
 class PPSchedule(enum.StrEnum):
     """Pipeline schedule (``torch.distributed.pipelining``)."""
 
@@ -39,8 +59,12 @@ class ParallelConfig(Config):
     """Model chunks per pipeline rank; 0 means 2 for interleaved_1f1b, otherwise 1."""
     reshard_after_forward: bool = True
     """FSDP2: free gathered parameters after forward (ZeRO-3); False keeps them (ZeRO-2-like)."""
-    activation_checkpoint: bool = False
-    """Recompute each block's activations in backward (saves memory, costs ~1/3 more FLOPs)."""
+    activation_checkpoint: ACMode = ACMode.none
+    """none, selective (per-op: keep matmul outputs, recompute the rest) or full (keep each
+    block's input, rerun its forward in backward: ~1/3 more FLOPs)."""
+    shard_optimizer: bool = False
+    """ZeRO-1: shard AdamW's state over the ``dp`` axis (``ZeroRedundancyOptimizer`` over
+    DDP); only with plain data parallelism (fsdp = tp = pp = 1)."""
     loss_parallel: bool = True
     """With tp > 1 (and pp = 1): cross-entropy on vocab-sharded logits, never gathering them."""
     timeout_s: int = 300
@@ -52,6 +76,7 @@ class ParallelConfig(Config):
                 raise ConfigError(f"ParallelConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.fsdp < 1 and self.fsdp != -1:
             raise ConfigError(f"ParallelConfig.fsdp must be >= 1 or -1, got {self.fsdp}")
+        self.activation_checkpoint = ACMode(self.activation_checkpoint)
         if self.pp_stages_per_rank < 0:
             raise ConfigError("ParallelConfig.pp_stages_per_rank must be >= 0")
 

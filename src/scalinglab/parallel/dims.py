@@ -12,8 +12,9 @@ import dataclasses
 from datetime import timedelta
 
 from scalinglab.config import ConfigError
-from scalinglab.model.config import ModelConfig, PositionType
-from scalinglab.parallel.config import ParallelConfig, PPSchedule
+from scalinglab.model.config import ModelConfig
+from scalinglab.parallel.config import ParallelConfig
+from scalinglab.parallel.rules import degree_problem, layout_problems, resolved_fsdp
 
 AXES = ("pp", "dp", "fsdp", "tp")
 
@@ -31,20 +32,10 @@ class ParallelDims:
     @classmethod
     def from_config(cls, cfg: ParallelConfig, world_size: int) -> ParallelDims:
         """Resolve ``fsdp=-1`` and check that the degrees multiply to ``world_size``."""
-        fsdp = cfg.fsdp
-        rest = cfg.dp * cfg.tp * cfg.pp
-        if fsdp == -1:
-            if world_size % rest:
-                raise ConfigError(
-                    f"parallel: dp*tp*pp = {rest} does not divide the world size {world_size}"
-                )
-            fsdp = world_size // rest
-        dims = cls(cfg.dp, fsdp, cfg.tp, cfg.pp, world_size)
-        if dims.dp * dims.fsdp * dims.tp * dims.pp != world_size:
-            raise ConfigError(
-                f"parallel: dp={dims.dp} x fsdp={dims.fsdp} x tp={dims.tp} x pp={dims.pp} = "
-                f"{dims.dp * dims.fsdp * dims.tp * dims.pp}, but the world size is {world_size}"
-            )
+        problem = degree_problem(cfg, world_size)
+        if problem:
+            raise ConfigError(problem)
+        dims = cls(cfg.dp, resolved_fsdp(cfg, world_size), cfg.tp, cfg.pp, world_size)
         return dims
 
     @property
@@ -60,7 +51,8 @@ class ParallelDims:
 
     def validate(self, model: ModelConfig, cfg: ParallelConfig, batch_seqs: int,
                  micro_batch: int, seq_len: int) -> None:
-        """Check the layout against the model and the batch; one-line errors naming fields.
+        """Check the layout against the model and the batch; one-line errors naming fields
+        (the rules of :mod:`scalinglab.parallel.rules`, which the planner applies too).
 
         Args:
             model: the model to be split.
@@ -69,30 +61,10 @@ class ParallelDims:
             micro_batch: sequences per forward pass on one rank (0: the whole local batch).
             seq_len: training context (sequence parallelism splits it by ``tp``).
         """
-        if self.tp > 1:
-            for name, size in (("model.n_heads", model.n_heads), ("model.d_ff", model.ff_dim),
-                               ("model.vocab_size", model.vocab_size), ("seq_len", seq_len)):
-                if size % self.tp:
-                    raise ConfigError(f"parallel.tp={self.tp} does not divide {name}={size}")
-            if model.position == PositionType.relative:
-                raise ConfigError("parallel.tp > 1 does not support model.position=relative")
-        if cfg.stages_per_rank > 1 and cfg.pp_schedule != PPSchedule.interleaved_1f1b:
-            raise ConfigError(f"parallel.pp_stages_per_rank={cfg.stages_per_rank} needs "
-                              "parallel.pp_schedule=interleaved_1f1b")
-        if self.pp > 1:
-            stages = self.pp * cfg.stages_per_rank
-            if model.n_layers % stages:
-                raise ConfigError(f"parallel: {stages} pipeline stages (pp={self.pp} x "
-                                  f"{cfg.stages_per_rank} per rank) do not divide "
-                                  f"model.n_layers={model.n_layers}")
-            if model.tie_embeddings:
-                raise ConfigError("parallel.pp > 1 needs model.tie_embeddings=false (the "
-                                  "embedding and the output layer sit on different stages)")
-        self.local_batch(batch_seqs)
-        n_micro = self.num_microbatches(batch_seqs, micro_batch)
-        if self.pp > 1 and n_micro < self.pp:
-            raise ConfigError(f"parallel: {n_micro} micro-batches per step is fewer than "
-                              f"pp={self.pp} stages; lower micro_batch_size")
+        problems = layout_problems(model, cfg, self.world_size, batch_seqs, micro_batch,
+                                   seq_len)
+        if problems:
+            raise ConfigError(problems[0])
 
     def local_batch(self, batch_seqs: int) -> int:
         """Sequences per step on one data-parallel rank."""

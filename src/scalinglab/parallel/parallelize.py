@@ -16,11 +16,15 @@ import functools
 import torch
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
-from torch.utils.checkpoint import checkpoint
+from torch.utils.checkpoint import (
+    CheckpointPolicy,
+    checkpoint,
+    create_selective_checkpoint_contexts,
+)
 
 from scalinglab.model.config import ModelConfig
 from scalinglab.model.transformer import Transformer
-from scalinglab.parallel.config import ParallelConfig
+from scalinglab.parallel.config import ACMode, ParallelConfig
 from scalinglab.parallel.dims import ParallelDims
 from scalinglab.parallel.fsdp import apply_ddp, apply_fsdp, mixed_precision
 from scalinglab.parallel.pp import StageView, split_stage, stage_ids
@@ -45,11 +49,35 @@ class ParallelModel:
     forward: nn.Module
 
 
-def apply_ac(model: nn.Module) -> None:
-    """Recompute each block in backward. Replaces the block's ``forward`` on the instance
-    (instead of wrapping the module) so parameter names, hence checkpoints, do not change."""
+# Ops whose outputs selective checkpointing keeps: the matmuls (the expensive part of a
+# block). Everything else -- attention scores and softmax, norms, activations -- is cheap to
+# recompute and is what Korthikanti et al. (2022) and torchtitan's per-op mode drop.
+# The tensor-parallel collectives' outputs are kept too, so backward never repeats them.
+_SAVED_OPS = {torch.ops.aten.mm.default, torch.ops.aten.addmm.default,
+              torch.ops.aten.bmm.default, torch.ops.aten.linear.default,
+              torch.ops._c10d_functional.all_gather_into_tensor.default,
+              torch.ops._c10d_functional.reduce_scatter_tensor.default,
+              torch.ops._c10d_functional.all_reduce.default}
+
+
+def _selective_policy(ctx, op, *args, **kwargs) -> CheckpointPolicy:
+    return CheckpointPolicy.MUST_SAVE if op in _SAVED_OPS else CheckpointPolicy.PREFER_RECOMPUTE
+
+
+def apply_ac(model: nn.Module, mode: ACMode | str = ACMode.full) -> None:
+    """Activation checkpointing of every block: ``full`` recomputes the whole block in
+    backward, ``selective`` only its non-matmul ops. Replaces the block's ``forward`` on the
+    instance (instead of wrapping the module) so parameter names, hence checkpoints, do not
+    change."""
+    mode = ACMode(mode)
+    if mode == ACMode.none:
+        return
+    kwargs: dict = {"use_reentrant": False}
+    if mode == ACMode.selective:
+        kwargs["context_fn"] = functools.partial(create_selective_checkpoint_contexts,
+                                                 _selective_policy)
     for block in model.layers.values():
-        block.forward = functools.partial(checkpoint, block.forward, use_reentrant=False)
+        block.forward = functools.partial(checkpoint, block.forward, **kwargs)
 
 
 def parallelize(cfg: ModelConfig, pcfg: ParallelConfig, dims: ParallelDims, mesh: DeviceMesh,
@@ -65,8 +93,7 @@ def parallelize(cfg: ModelConfig, pcfg: ParallelConfig, dims: ParallelDims, mesh
     for part in parts:
         if dims.tp > 1:
             apply_tp(part, mesh["tp"], loss_parallel=pcfg.loss_parallel and dims.pp == 1)
-        if pcfg.activation_checkpoint:
-            apply_ac(part)
+        apply_ac(part, pcfg.activation_checkpoint)
         if compile:
             for block in part.layers.values():
                 block.compile()  # in place: parameter names stay as they are

@@ -44,7 +44,7 @@ from scalinglab.train.callbacks import (
     ProgressCallback,
 )
 from scalinglab.train.config import TrainConfig
-from scalinglab.train.optim import build_optimizer, lr_at
+from scalinglab.train.optim import build_optimizer, lr_at, param_groups
 from scalinglab.train.trainer import (
     Trainer,
     _patch_missing_config_keys,
@@ -100,7 +100,7 @@ class DistributedTrainer(Trainer):
         self.pm = parallelize(cfg.model, self.pcfg, self.dims, self.mesh, self.device,
                               seed=cfg.seed, dtype=cfg.dtype, compile=cfg.compile)
         self.model, self.forward = self.pm.model, self.pm.forward
-        self.optimizer = build_optimizer(self.model, cfg, foreach=_uniform(self.model))
+        self.optimizer = self._build_optimizer()
         self.schedule, self.stages = None, []
         self._sum_loss = False  # the pipeline's loss: a mean in training, a sum in evaluation
         if self.dims.pp > 1:
@@ -113,6 +113,22 @@ class DistributedTrainer(Trainer):
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
                                        enabled=cfg.dtype == "bf16" and not fsdp_bf16)
         self.loss_parallel = self.dims.tp > 1 and self.dims.pp == 1 and self.pcfg.loss_parallel
+
+    def _build_optimizer(self) -> torch.optim.Optimizer:
+        """AdamW; under ``shard_optimizer`` (ZeRO-1) each data-parallel rank keeps the state
+        of its share of the parameters and broadcasts them after its step."""
+        if not self.pcfg.shard_optimizer:
+            return build_optimizer(self.model, self.cfg, foreach=_uniform(self.model))
+        from torch.distributed.optim import ZeroRedundancyOptimizer
+
+        groups = param_groups(self.model, self.cfg.weight_decay)
+        zero = ZeroRedundancyOptimizer(
+            groups[0]["params"], optimizer_class=torch.optim.AdamW,
+            process_group=self.mesh["dp"].get_group(), lr=self.cfg.lr,
+            betas=(self.cfg.beta1, self.cfg.beta2), eps=self.cfg.eps,
+            weight_decay=groups[0]["weight_decay"])
+        zero.add_param_group(groups[1])
+        return zero
 
     def _callbacks(self, progress: bool) -> list[Callback]:
         """Evaluation and checkpoints are collective (every rank); logging is rank 0's."""

@@ -33,6 +33,8 @@ WEIGHT_BYTES = 2  # bf16 weights
 GRAD_BYTES = 2  # bf16 gradients
 OPTIMIZER_BYTES = 12  # fp32 master weights + Adam m and v
 STATE_BYTES = WEIGHT_BYTES + GRAD_BYTES + OPTIMIZER_BYTES  # the 16 bytes per parameter
+MIXED_STATE = (WEIGHT_BYTES, GRAD_BYTES, OPTIMIZER_BYTES)  # bf16 training (Megatron)
+FP32_STATE = (4, 4, 8)  # fp32 weights and gradients, Adam m and v (no master copy): CPU runs
 CONTEXT_BYTES = 2 * GIB  # CUDA context, NCCL buffers and allocator slack, per GPU
 
 
@@ -130,7 +132,18 @@ def stage_params(cfg: ModelConfig, layout: Layout, first: bool, last: bool) -> f
         # Megatron keeps a copy of tied embeddings on the last stage (grads all-reduced).
         if not cfg.tie_embeddings or not first:
             n += vocab
-    return n / layout.tp
+    replicated = _tp_replicated(cfg, layout, first, last) if layout.tp > 1 else 0.0
+    return (n - replicated) / layout.tp + replicated
+
+
+def _tp_replicated(cfg: ModelConfig, layout: Layout, first: bool, last: bool) -> float:
+    """Parameters every tensor-parallel rank holds whole: norms, the row-parallel layers'
+    biases, learned positions (the Megatron plan splits only the matrices)."""
+    per_layer = 2 * norm_params(cfg) + (2 * cfg.d_model if cfg.bias else 0)
+    n = cfg.n_layers // layout.pp * per_layer + (norm_params(cfg) if last else 0)
+    if first and cfg.position == PositionType.learned:
+        n += cfg.max_seq_len * cfg.d_model
+    return float(n)
 
 
 def _stage_activations(cfg: ModelConfig, layout: Layout, seq_len: int,
@@ -150,13 +163,19 @@ def _stage_activations(cfg: ModelConfig, layout: Layout, seq_len: int,
 
 
 def stage_memory(cfg: ModelConfig, layout: Layout, seq_len: int,
-                 first: bool, last: bool) -> MemoryBreakdown:
-    """Bytes on one GPU of the first and/or last stage of ``layout``."""
+                 first: bool, last: bool,
+                 state_bytes: tuple[int, int, int] = MIXED_STATE) -> MemoryBreakdown:
+    """Bytes on one GPU of the first and/or last stage of ``layout``; ``state_bytes`` are the
+    bytes per parameter of weights, gradients and optimizer state."""
     params = stage_params(cfg, layout, first, last)
     dp, zero = layout.dp, layout.zero_stage
-    weights = params * WEIGHT_BYTES / (dp if zero >= 3 else 1)
-    grads = params * GRAD_BYTES / (dp if zero >= 2 else 1)
-    optimizer = params * OPTIMIZER_BYTES / (dp if zero >= 1 else 1)
+    weights = params * state_bytes[0] / (dp if zero >= 3 else 1)
+    grads = params * state_bytes[1] / (dp if zero >= 2 else 1)
+    optimizer = params * state_bytes[2] / (dp if zero >= 1 else 1)
+    if first and layout.tp > 1 and zero < 2:
+        # NOTE: DTensor's backward of the vocab-sharded embedding returns a Replicate
+        # gradient: each TP rank holds the whole V x D embedding gradient (measured).
+        grads += cfg.vocab_size * cfg.d_model * (1 - 1 / layout.tp) * state_bytes[1]
     buffers = float(CONTEXT_BYTES)
     if zero >= 3 and dp > 1:  # two layers gathered at once (current + prefetched), bf16
         buffers += 2 * layer_params(cfg) / layout.tp * WEIGHT_BYTES

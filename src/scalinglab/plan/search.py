@@ -30,7 +30,8 @@ class SearchSpace(Config):
         default_factory=lambda: [Recompute.none, Recompute.selective, Recompute.full])
     """Activation recomputation modes."""
     sequence_parallel: list[bool] = dataclasses.field(default_factory=lambda: [False, True])
-    """Sequence parallelism on/off (only tried with tp > 1)."""
+    """Sequence parallelism on/off. Only its value ``tp > 1`` is tried: the trainer's tensor
+    parallel plan always splits the sequence (it saves memory at no extra communication)."""
     virtual_stages: list[int] = dataclasses.field(default_factory=lambda: [1, 2, 4])
     """Interleaving chunks per GPU; 1 is plain 1F1B (only > 1 with pp > 1)."""
 
@@ -69,7 +70,7 @@ def _divisors(n: int) -> list[int]:
 
 
 def enumerate_layouts(cfg: ModelConfig, gpus: int, gpu: GPUSpec, global_batch: int,
-                      space: SearchSpace | None = None):
+                      space: SearchSpace | None = None, seq_len: int = 0):
     """Every layout of ``space`` on ``gpus`` GPUs that breaks no validity rule."""
     space = space or SearchSpace()
     tps = space.tp or [t for t in _divisors(gpu.gpus_per_node) if cfg.n_heads % t == 0]
@@ -81,7 +82,7 @@ def enumerate_layouts(cfg: ModelConfig, gpus: int, gpu: GPUSpec, global_batch: i
         for mb, zero, rc, sp, v in itertools.product(
                 space.micro_batch, space.zero_stage, space.recompute,
                 space.sequence_parallel, space.virtual_stages):
-            if (sp and tp == 1) or (v > 1 and pp == 1):
+            if sp != (tp > 1) or (v > 1 and pp == 1):
                 continue
             if dp == 1 and zero > 0:
                 continue  # nothing to shard over: same as zero 0
@@ -89,7 +90,7 @@ def enumerate_layouts(cfg: ModelConfig, gpus: int, gpu: GPUSpec, global_batch: i
                             global_batch=global_batch, recompute=Recompute(rc),
                             sequence_parallel=sp, virtual_stages=v,
                             schedule=Schedule.interleaved if v > 1 else Schedule.one_f_one_b)
-            if not layout_errors(layout, cfg, gpu, gpus):
+            if not layout_errors(layout, cfg, gpu, gpus, seq_len):
                 yield layout
 
 
@@ -104,7 +105,7 @@ def search_layouts(cfg: ModelConfig, gpus: int, gpu: GPUSpec, global_batch: int,
         raise ConfigError(f"gpus, batch and seq must be positive: {gpus}, {global_batch}, "
                           f"{seq_len}")
     feasible, n_valid, n_oom = [], 0, 0
-    for layout in enumerate_layouts(cfg, gpus, gpu, global_batch, space):
+    for layout in enumerate_layouts(cfg, gpus, gpu, global_batch, space, seq_len):
         n_valid += 1
         memory = memory_per_gpu(cfg, layout, seq_len, gpu)
         if not memory.fits:
