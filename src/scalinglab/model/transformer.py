@@ -231,7 +231,8 @@ class Block(nn.Module):
         self.mlp = build_mlp(cfg)
 
     def forward(self, x: torch.Tensor, mask: AttentionMask | None = None) -> torch.Tensor:
-        x = x + self.attention(self.attention_norm(x), mask)
+        # mask by keyword: tensor parallelism's input hooks re-lay the positional x only.
+        x = x + self.attention(self.attention_norm(x), mask=mask)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -270,7 +271,7 @@ class Transformer(nn.Module):
         h = self.tok_embeddings(tokens) if self.tok_embeddings is not None else tokens
         h = self.input_positions(h, positions) if self.tok_embeddings is not None else h
         for layer in self.layers.values():
-            h = layer(h, mask)
+            h = layer(h, mask=mask)
         return self.norm(h) if self.norm is not None else h
 
     @torch.no_grad()

@@ -70,7 +70,8 @@ class ParallelDims:
             seq_len: training context (sequence parallelism splits it by ``tp``).
         """
         if self.tp > 1:
-            for name, size in (("model.n_heads", model.n_heads), ("model.d_ff", model.ff_dim),
+            for name, size in (("model.n_heads", model.n_heads),
+                               ("model.n_kv_heads", model.kv_heads), ("model.d_ff", model.ff_dim),
                                ("model.vocab_size", model.vocab_size), ("seq_len", seq_len)):
                 if size % self.tp:
                     raise ConfigError(f"parallel.tp={self.tp} does not divide {name}={size}")
