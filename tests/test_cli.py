@@ -30,6 +30,7 @@ def test_models_json_lists_every_preset(capsys):
     assert code == 0 and set(rows) == set(PRESETS)
     assert rows["gopher-280b"]["params_total"] == count_params(get_preset("gopher-280b")).total
     assert rows["gpt3-13b"]["d_head"] == 128
+    assert (rows["llama3-8b"]["n_kv_heads"], rows["gpt3-13b"]["n_kv_heads"]) == (8, 40)
 
 
 def test_models_table(capsys):

@@ -70,7 +70,8 @@ class Config:
 # of these is pointed at the short name (``lerning_rate`` -> ``lr``).
 ALIASES = {"learning_rate": "lr", "num_layers": "n_layers", "n_layer": "n_layers",
            "hidden_size": "d_model", "num_heads": "n_heads", "n_head": "n_heads",
-           "num_workers": "workers"}
+           "num_workers": "workers", "num_key_value_heads": "n_kv_heads",
+           "num_kv_heads": "n_kv_heads"}
 
 
 def unknown_field(key: str, known, prefix: str = "") -> str:

@@ -13,11 +13,12 @@ from scalinglab.model.transformer import Transformer, build_model
 from scalinglab.train.checkpoint import export_model
 
 
-def byte_model(position: str = "learned", max_seq_len: int = 32, seed: int = 0) -> Transformer:
+def byte_model(position: str = "learned", max_seq_len: int = 32, seed: int = 0,
+               n_kv_heads: int | None = None) -> Transformer:
     """A random tiny model over the byte vocabulary (257), with sharpened logits so that
-    log-likelihoods differ clearly between continuations."""
+    log-likelihoods differ clearly between continuations (``n_kv_heads``: grouped-query)."""
     cfg: ModelConfig = tiny().merge({"vocab_size": 257, "max_seq_len": max_seq_len,
-                                     "position": position})
+                                     "position": position, "n_kv_heads": n_kv_heads})
     model = build_model(cfg, seed=seed)
     with torch.no_grad():
         model.tok_embeddings.weight.mul_(5.0)  # std 0.1: a peaked, input-dependent output

@@ -20,9 +20,13 @@ def naive_loglik(model, context: list[int], cont: list[int]) -> tuple[float, boo
     return ll, bool((rows.argmax(-1) == target).all())
 
 
-@pytest.mark.parametrize("position", ["learned", "rotary", "relative"])
-def test_packed_groups_match_one_request_at_a_time(position):
-    model = byte_model(position)
+@pytest.mark.parametrize("position,n_kv_heads", [
+    ("learned", None), ("rotary", None), ("relative", None),
+    ("rotary", 2), ("learned", 1), ("relative", 2),  # grouped-query and multi-query
+])
+def test_packed_groups_match_one_request_at_a_time(position, n_kv_heads):
+    model = byte_model(position, n_kv_heads=n_kv_heads)
+    assert model.layers["0"].attention.wk.out_features == (n_kv_heads or 4) * 16
     tok = ByteTokenizer()
     scorer = Scorer(model, tok, batch_tokens=96)  # small: several batches, mixed lengths
     groups = [
@@ -129,7 +133,7 @@ def test_continuation_longer_than_the_context_is_refused():
 
 
 class DoubledLogits(torch.nn.Module):
-    """A model whose forward differs from what packed.py mirrors (logits scaled by 2)."""
+    """A model whose forward is not hidden_states + output (logits scaled by 2)."""
 
     def __init__(self, inner):
         super().__init__()
@@ -137,6 +141,7 @@ class DoubledLogits(torch.nn.Module):
         self.config = inner.config
         for name in ("tok_embeddings", "input_positions", "layers", "norm", "output"):
             setattr(self, name, getattr(inner, name))
+        self.hidden_states = inner.hidden_states
 
     def forward(self, tokens):
         return 2 * self.inner(tokens)

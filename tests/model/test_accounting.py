@@ -12,7 +12,8 @@ from scalinglab.model.presets import PRESETS, PUBLISHED_PARAMS, get_preset
 
 # The sizes the foundation issue requires within 1%.
 REQUIRED = ["gpt3-175b", "gopher-44m", "gopher-117m", "gopher-417m", "gopher-7.1b",
-            "gopher-280b", "chinchilla-70b", "jurassic1-large", "jurassic1-jumbo", "mtnlg-530b"]
+            "gopher-280b", "chinchilla-70b", "jurassic1-large", "jurassic1-jumbo", "mtnlg-530b",
+            "llama3-8b", "llama3-70b", "llama3-405b"]
 
 
 @pytest.mark.parametrize("name", REQUIRED)
@@ -43,6 +44,26 @@ def test_shapes_as_published():
     assert (gpt13.d_model, gpt13.n_heads, gpt13.head_dim) == (5140, 40, 128)
     assert get_preset("jurassic1-jumbo").vocab_size == 256000
     assert all(isinstance(get_preset(n), ModelConfig) for n in PRESETS)
+
+
+@pytest.mark.parametrize("name,layers,width,heads,ff,expected", [
+    ("llama3-8b", 32, 4096, 32, 14336, 8.03e9),
+    ("llama3-70b", 80, 8192, 64, 28672, 70.6e9),
+    ("llama3-405b", 126, 16384, 128, 53248, 405.9e9),
+])
+def test_llama3_shapes_and_counts_by_hand(name, layers, width, heads, ff, expected):
+    """Llama 3 (Grattafiori et al. 2024, Table 3): 8 KV heads of 128, vocab 128256, RoPE base
+    500000, untied embeddings; the count written out from those shapes."""
+    cfg = get_preset(name)
+    assert (cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.ff_dim) == \
+        (layers, width, heads, 8, ff)
+    assert (cfg.vocab_size, cfg.rope_theta, cfg.tie_embeddings, cfg.head_dim) == \
+        (128256, 500000.0, False, 128)
+    kv = 8 * 128
+    per_layer = 2 * width * width + 2 * width * kv + 3 * width * ff + 2 * width  # + 2 RMSNorms
+    by_hand = 2 * 128256 * width + layers * per_layer + width
+    assert count_params(cfg).total == by_hand
+    assert by_hand == pytest.approx(expected, rel=0.001)  # the model cards' 8.03B / ...
 
 
 def test_kaplan_flops_are_six_times_non_embedding():

@@ -31,7 +31,7 @@ def _loss_and_grads(model, forward, tokens):
     return logits, loss
 
 
-def sharded_run(out: str, layouts: dict[str, dict]) -> None:
+def sharded_run(out: str, layouts: dict[str, dict], variant: list[str] = VARIANT) -> None:
     """Worker (every rank): each layout's full logits and one full gradient -> ``out``."""
     import torch.distributed as dist
     from torch.distributed.tensor import DTensor
@@ -41,7 +41,7 @@ def sharded_run(out: str, layouts: dict[str, dict]) -> None:
     from scalinglab.parallel.dims import ParallelDims
     from scalinglab.parallel.parallelize import parallelize
 
-    cfg = tiny().merge(VARIANT)
+    cfg = tiny().merge(variant)
     tokens = torch.load(Path(out) / "tokens.pt")
     for name, layout in layouts.items():
         pcfg = ParallelConfig(**layout)
@@ -72,3 +72,35 @@ def test_sharded_logits_and_gradients_match(tmp_path: Path) -> None:
         got = torch.load(tmp_path / f"{name}.pt")
         torch.testing.assert_close(got["logits"], logits, atol=1e-5, rtol=1e-4, msg=name)
         torch.testing.assert_close(got["grad"], grad, atol=1e-6, rtol=1e-4, msg=name)
+
+
+GQA = [*VARIANT, "n_kv_heads=2"]  # 4 query heads over 2 KV heads: one KV head per TP rank
+
+
+@pytest.mark.distributed
+def test_grouped_query_attention_under_tensor_parallelism(tmp_path: Path) -> None:
+    cfg = tiny().merge(GQA)
+    tokens = torch.randint(0, cfg.vocab_size, (2, 32), generator=torch.Generator().manual_seed(2))
+    torch.save(tokens, tmp_path / "tokens.pt")
+    model = build_model(cfg, seed=3)
+    assert model.layers["0"].attention.wk.out_features == 2 * cfg.head_dim
+    logits, _ = _loss_and_grads(model, model, tokens)
+    grads = dict(model.named_parameters())
+    layouts = {"tp": {"tp": 2}}
+    run_distributed_test("tests.parallel.test_sharded_forward:sharded_run", 2, str(tmp_path),
+                         layouts, GQA)
+    got = torch.load(tmp_path / "tp.pt")
+    torch.testing.assert_close(got["logits"], logits, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(got["grad"], grads[GRAD].grad, atol=1e-6, rtol=1e-4)
+
+
+def test_kv_heads_not_divisible_by_tp_is_one_line():
+    from scalinglab.config import ConfigError
+    from scalinglab.parallel.config import ParallelConfig
+    from scalinglab.parallel.dims import ParallelDims
+
+    pcfg = ParallelConfig(tp=2)
+    dims = ParallelDims.from_config(pcfg, 2)
+    with pytest.raises(ConfigError, match=r"^parallel.tp=2 does not divide model.n_kv_heads=1$"):
+        dims.validate(tiny().merge(["n_kv_heads=1"]), pcfg, 4, 0, 64)
+    dims.validate(tiny().merge(["n_kv_heads=2"]), pcfg, 4, 0, 64)  # divisible: accepted

@@ -107,3 +107,20 @@ def test_memory_cli_reports_fit_and_dominant(cli_json, cli):
 def test_invalid_layouts_are_one_line_errors(cli, override, needle):
     rc, out, err = cli("plan", "memory", "--model", "mtnlg-530b", *override)
     assert rc == 2 and needle in err and err.count("\n") == 1 and err.startswith("error: ")
+
+
+@pytest.mark.parametrize("recompute", list(Recompute))
+def test_grouped_query_attention_stores_fewer_keys_and_values(recompute):
+    """Llama 3 70B (64 query heads, 8 KV heads of 128) against the same shape with 64 KV heads:
+    K and V (bf16, s b x heads x 128 each) and the k/v weights are what shrink."""
+    gqa = get_preset("llama3-70b")
+    mha = gqa.merge({"n_kv_heads": 64})
+    layout = Layout(tp=8, pp=1, dp=1, micro_batch=1, global_batch=1, recompute=recompute)
+    s, b, t = 8192, 1, 8
+    diff = (layer_activation_bytes(mha, layout, s) - layer_activation_bytes(gqa, layout, s))
+    expected = 0.0 if recompute == Recompute.full else 2 * 2 * s * b * (64 - 8) * 128 / t
+    assert diff == pytest.approx(expected)
+    assert layer_params(mha) - layer_params(gqa) == 2 * 8192 * (64 - 8) * 128  # wk and wv
+    gpu = get_gpu("h100-80gb")
+    weights = [memory_per_gpu(c, layout, s, gpu).worst.weights for c in (mha, gqa)]
+    assert weights[0] - weights[1] == pytest.approx(80 * 2 * 8192 * 56 * 128 / 8 * 2)

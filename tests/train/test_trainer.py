@@ -216,3 +216,47 @@ def test_train_api_refuses_a_parallel_layout(shards, tmp_path):
                       out=str(tmp_path / "run"), tokens=4096, batch_tokens=1024)
     with pytest.raises(ConfigError, match="torchrun"):
         train(cfg.merge(["parallel.fsdp=2"]), progress=False)
+
+
+def _per_document_loss(model, x: torch.Tensor, y: torch.Tensor, eot: int) -> torch.Tensor:
+    """The reference: every document (opened by an end-of-text token) fed alone through the
+    plain causal forward, its losses pooled over the batch."""
+    losses = []
+    for row, target in zip(x, y, strict=True):
+        starts = [0] + [i for i in range(1, len(row)) if row[i] == eot] + [len(row)]
+        for a, b in zip(starts, starts[1:], strict=False):
+            logits = model(row[None, a:b])[0]
+            losses.append(torch.nn.functional.cross_entropy(logits, target[a:b],
+                                                            reduction="none"))
+    return torch.cat(losses).mean()
+
+
+def test_document_mask_trains_each_document_as_if_alone(shards, tmp_path):
+    masked = Trainer(make_cfg(shards, tmp_path / "masked", document_mask=True), callbacks=[])
+    plain = Trainer(make_cfg(shards, tmp_path / "plain"), callbacks=[])
+    x, y = masked.train_data.batch(0, 4)  # 32-token windows of 20..60-word documents
+    eot = masked.train_data.eot_id
+    assert (x == eot).any(dim=1).sum() >= 2  # several windows do cross a boundary
+    got = masked.forward_backward_step(x, y, 1.0)
+    with torch.no_grad():
+        expected = _per_document_loss(masked.model, x, y, eot)
+    assert float(got) == pytest.approx(float(expected), rel=1e-5)
+    assert float(plain.forward_backward_step(x, y, 1.0)) != pytest.approx(float(got), rel=1e-5)
+    losses = [masked.train_step()["train_loss"] for _ in range(15)]
+    assert losses[-1] < losses[0] - 0.5 and math.isfinite(masked.evaluate())
+
+
+def test_document_mask_with_a_parallel_layout_is_a_clear_error(shards, tmp_path):
+    with pytest.raises(ConfigError, match="document_mask=true is not supported with a parallel"):
+        make_cfg(shards, tmp_path, document_mask=True).merge(["parallel.tp=2"])
+
+
+def test_run_written_before_grouped_query_attention_resumes(shards, tmp_path):
+    cfg = make_cfg(shards, tmp_path / "run", tokens=2 * BATCH)
+    train(cfg, progress=False)
+    path = tmp_path / "run" / "config.json"
+    old = json.loads(path.read_text())
+    del old["model"]["n_kv_heads"], old["document_mask"]
+    path.write_text(json.dumps(old))
+    (tmp_path / "run" / "summary.json").unlink()
+    train(cfg, progress=False)  # the same run: no "different config" error

@@ -15,7 +15,8 @@ def model_rows() -> list[dict]:
         params = count_params(cfg)
         rows.append({
             "preset": name, "n_layers": cfg.n_layers, "d_model": cfg.d_model,
-            "n_heads": cfg.n_heads, "d_head": cfg.head_dim, "d_ff": cfg.ff_dim,
+            "n_heads": cfg.n_heads, "n_kv_heads": cfg.kv_heads, "d_head": cfg.head_dim,
+            "d_ff": cfg.ff_dim,
             "vocab_size": cfg.vocab_size, "norm": cfg.norm.value,
             "position": cfg.position.value, "params_total": params.total,
             "params_non_embedding": params.non_embedding,
@@ -33,6 +34,7 @@ def run(args) -> int:
         return 0
     table = [{
         "preset": r["preset"], "shape (l/d/h)": f"{r['n_layers']}/{r['d_model']}/{r['n_heads']}",
+        "kv": r["n_kv_heads"],
         "vocab": r["vocab_size"], "pos": r["position"], "params": format_count(r["params_total"]),
         "published": format_count(r["published_params"]) if r["published_params"] else "-",
         "non-emb": format_count(r["params_non_embedding"]),

@@ -9,7 +9,10 @@ multi-word tokenizer merging across it), the continuation is encoded on its own.
 
 Batching: a question's choices share its context. Each *group* (one context, several
 continuations) is packed into one row, ``[context | choice 1 | choice 2 | ...]``, run through
-:func:`scalinglab.eval.packed.packed_hidden`, and rows are batched up to ``batch_tokens``.
+the model's own forward with a prefix-sharing mask (``model/masks.py``: each choice sees the
+context and itself, its positions continuing the context's), and rows are batched up to
+``batch_tokens``. The logits are those of running ``context + choice`` alone, but the context
+is computed once per question instead of once per choice.
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ import torch
 from tqdm import tqdm
 
 from scalinglab.errors import ScalinglabError
-from scalinglab.eval.packed import causal_hidden, packed_hidden
 from scalinglab.eval.sampling import SamplingConfig, sample_continuations
 from scalinglab.eval.tokenizer import Tokenizer
+from scalinglab.model.masks import prefix_sharing_mask
 from scalinglab.model.transformer import Transformer
 
 LogLik = tuple[float, bool]
@@ -68,7 +71,9 @@ class Scorer:
         self.truncated = 0
         """Requests whose context was cut from the left to fit the model's context (a count
         that only grows; the runner reports it per task)."""
-        # Both fast paths mirror Transformer.forward; a probe checks them against it.
+        # Both fast paths stop at Transformer.hidden_states (the packed one with a mask) and
+        # apply the output layer only where a prediction is scored; a probe checks them
+        # against Transformer.forward, which a subclass may have changed.
         self.plain_forward = False
         self.share_context = share_context
         self.progress = False  # no bar for the probe
@@ -77,8 +82,8 @@ class Scorer:
 
     def _check_against_forward(self, share_context: bool) -> None:
         """Score a probe with the fast paths and with ``Transformer.forward``; where they
-        disagree (a model change ``packed.py`` does not mirror), fall back to the plain forward
-        pass (full logits, every choice separately) and warn."""
+        disagree (a model whose ``forward`` is not ``hidden_states`` + ``output``), fall back to
+        the plain forward pass (full logits, every choice separately) and warn."""
         v = self.model.config.vocab_size
         ctx, conts = [1 % v, 2 % v, 3 % v], [[4 % v, 5 % v], [6 % v, 7 % v, 8 % v]]
         with torch.no_grad():
@@ -201,10 +206,10 @@ class Scorer:
             return _gather_logliks(torch.nn.Identity(), self.model(tokens), batch)
         if all(len(row.branches) == 1 for row in batch):
             # Plain causal rows: right padding cannot affect earlier positions.
-            hidden = causal_hidden(self.model, tokens)  # (B, T, D)
+            hidden = self.model.hidden_states(tokens)  # (B, T, D)
         else:
-            hidden = packed_hidden(self.model, tokens, positions.to(self.device),
-                                   _packed_mask(segments).to(self.device))
+            mask = prefix_sharing_mask(positions.to(self.device), segments.to(self.device))
+            hidden = self.model.hidden_states(tokens, mask)  # (B, T, D)
         return _gather_logliks(self.model.output, hidden, batch)
 
     # ------------------------------------------------------------------ rolling
@@ -265,14 +270,6 @@ def _pack_row(g: int, context: list[int], branches: list[tuple[int, list[int]]])
         # The first continuation token is predicted from the last context token.
         placed.append((b, [lc - 1] + list(range(start, start + len(cont) - 1)), cont))
     return _Row(tokens, positions, segments, g, placed)
-
-
-def _packed_mask(segments: torch.Tensor) -> torch.Tensor:
-    """(B, T) segment ids -> (B, T, T) bool: causal, and a branch sees the context and itself."""
-    t = segments.shape[1]
-    causal = torch.ones(t, t, dtype=torch.bool).tril()
-    key, query = segments[:, None, :], segments[:, :, None]
-    return causal & ((key == 0) | (key == query))
 
 
 def _gather_logliks(head: torch.nn.Module, hidden: torch.Tensor,

@@ -9,8 +9,10 @@ FLOP conventions (training = forward + backward):
 - ``total_6n``: 6 N per token with N all parameters (how Chinchilla's tables quote C = 6ND).
 - ``chinchilla``: the Chinchilla paper's Appendix F count: embeddings, q/k/v, attention logits,
   softmax, attention over values, output projection, dense block and final logits, with
-  backward = 2 x forward. Variant layers are counted as built: SwiGLU has three matrices and
-  relative attention adds its per-layer position projection and position logits.
+  backward = 2 x forward. Variant layers are counted as built: SwiGLU has three matrices,
+  relative attention adds its per-layer position projection and position logits, and
+  grouped-query attention's k/v projections are n_kv_heads / n_heads of the query's (its
+  attention logits and value products are per query head, so they do not shrink).
 """
 
 from __future__ import annotations
@@ -56,9 +58,10 @@ def norm_params(cfg: ModelConfig) -> int:
 
 
 def attention_params(cfg: ModelConfig) -> int:
-    """Parameters of one attention block (q, k, v, output; relative-position extras)."""
-    d, a = cfg.d_model, cfg.attn_dim
-    n = 4 * d * a + (3 * a + d if cfg.bias else 0)
+    """Parameters of one attention block (q, k, v, output; relative-position extras).
+    q and the output are d_model x (n_heads d_head); k and v d_model x (n_kv_heads d_head)."""
+    d, a, kv = cfg.d_model, cfg.attn_dim, cfg.kv_dim
+    n = 2 * d * a + 2 * d * kv + (a + 2 * kv + d if cfg.bias else 0)
     if cfg.position == PositionType.relative:
         n += d * a  # per-layer projection of the sinusoidal relative encodings
         n += 2 * a  # the content and position biases u and v
@@ -94,7 +97,7 @@ def forward_flops_per_token(cfg: ModelConfig, seq_len: int | None = None) -> flo
     t = seq_len or cfg.max_seq_len
     d, a, f, v = cfg.d_model, cfg.attn_dim, cfg.ff_dim, cfg.vocab_size
     embed = 2 * v * d
-    qkv = 2 * 3 * d * a
+    qkv = 2 * d * (a + 2 * cfg.kv_dim)
     logits = 2 * t * a
     softmax = 3 * cfg.n_heads * t
     values = 2 * t * a

@@ -47,7 +47,11 @@ class ModelConfig(Config):
     d_model: int = 64
     """Width of the residual stream."""
     n_heads: int = 4
-    """Number of attention heads."""
+    """Number of attention (query) heads."""
+    n_kv_heads: int | None = None
+    """Number of key/value heads (grouped-query attention, Ainslie et al. 2023): each serves
+    ``n_heads / n_kv_heads`` consecutive query heads. Defaults to n_heads (multi-head
+    attention); 1 is multi-query attention (Shazeer 2019). Must divide n_heads."""
     d_head: int | None = None
     """Size of one head; defaults to d_model // n_heads. Kept independent of d_model so that
     published shapes such as GPT-3 13B (d_model 5140, 40 heads of 128) are representable."""
@@ -80,16 +84,22 @@ class ModelConfig(Config):
                     f"n_heads={self.n_heads}; set d_head explicitly"
                 )
             self.d_head = self.d_model // self.n_heads
+        if self.n_kv_heads is None:
+            self.n_kv_heads = self.n_heads
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
         self.validate()
 
     def validate(self) -> None:
-        for name in ("n_layers", "d_model", "n_heads", "d_head", "d_ff", "vocab_size",
-                     "max_seq_len"):
+        for name in ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_head", "d_ff",
+                     "vocab_size", "max_seq_len"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
+        if self.n_heads % self.kv_heads:
+            raise ConfigError(f"ModelConfig.n_kv_heads={self.kv_heads} must divide "
+                              f"n_heads={self.n_heads} (each KV head serves a group of "
+                              "query heads)")
         if self.position == PositionType.rotary and self.head_dim % 2:
             raise ConfigError(f"ModelConfig.d_head={self.head_dim} must be even for rotary")
 
@@ -114,20 +124,35 @@ class ModelConfig(Config):
         return self.d_ff
 
     @property
+    def kv_heads(self) -> int:
+        assert self.n_kv_heads is not None
+        return self.n_kv_heads
+
+    @property
     def attn_dim(self) -> int:
-        """Width of the concatenated heads (n_heads * d_head)."""
+        """Width of the concatenated query heads (n_heads * d_head)."""
         return self.n_heads * self.head_dim
+
+    @property
+    def kv_dim(self) -> int:
+        """Width of the concatenated key (or value) heads (n_kv_heads * d_head)."""
+        return self.kv_heads * self.head_dim
 
 
 def rederived_keys(model: ModelConfig, keys: set[str], prefix: str = "model.") -> list[str]:
     """The derived sizes to reset (to None, derived again) after overriding ``keys``.
 
-    A preset's ``d_head`` (d_model / n_heads) and ``d_ff`` (4 d_model) are stored resolved;
-    when ``d_model`` or ``n_heads`` is overridden (keys named with ``prefix``) and they were the
-    derived values, they are derived again, so ``n_heads=3`` on a width-64 model is reported as
-    inconsistent instead of silently keeping heads of 16 (a 48-wide attention).
+    A preset's ``d_head`` (d_model / n_heads), ``n_kv_heads`` (n_heads) and ``d_ff``
+    (4 d_model) are stored resolved; when ``d_model`` or ``n_heads`` is overridden (keys named
+    with ``prefix``) and they were the derived values, they are derived again, so ``n_heads=3``
+    on a width-64 model is reported as inconsistent instead of silently keeping heads of 16 (a
+    48-wide attention), and ``n_heads=8`` on a multi-head model stays multi-head. A grouped
+    model's ``n_kv_heads`` is kept (``n_heads=16`` on Llama 3 8B keeps its 8 KV heads).
     """
     extra = []
+    if f"{prefix}n_heads" in keys and f"{prefix}n_kv_heads" not in keys and \
+            model.kv_heads == model.n_heads:
+        extra.append(f"{prefix}n_kv_heads")
     shape_changed = keys & {f"{prefix}d_model", f"{prefix}n_heads"}
     if shape_changed and f"{prefix}d_head" not in keys and \
             model.head_dim * model.n_heads == model.d_model:

@@ -16,6 +16,7 @@ from scalinglab.model.config import MLPType, ModelConfig, NormType, PositionType
 GPT_VOCAB = 50257
 GOPHER_VOCAB = 32000
 JURASSIC_VOCAB = 256000
+LLAMA3_VOCAB = 128256
 
 
 def _gpt(n_layers: int, d_model: int, n_heads: int, d_head: int | None = None,
@@ -34,6 +35,18 @@ def _gopher(n_layers: int, d_model: int, n_heads: int, d_head: int) -> ModelConf
         n_layers=n_layers, d_model=d_model, n_heads=n_heads, d_head=d_head,
         vocab_size=GOPHER_VOCAB, max_seq_len=2048, norm=NormType.rmsnorm,
         position=PositionType.relative, mlp=MLPType.gelu, tie_embeddings=True, bias=False,
+    )
+
+
+def _llama3(n_layers: int, d_model: int, n_heads: int, d_ff: int) -> ModelConfig:
+    """Llama 3 style (Grattafiori et al. 2024, Table 3): RMSNorm, rotary positions with base
+    500,000, SwiGLU, no biases, untied embeddings, grouped-query attention with 8 KV heads
+    (heads of 128), pre-training context 8192."""
+    return ModelConfig(
+        n_layers=n_layers, d_model=d_model, n_heads=n_heads, n_kv_heads=8, d_ff=d_ff,
+        vocab_size=LLAMA3_VOCAB, max_seq_len=8192, norm=NormType.rmsnorm,
+        position=PositionType.rotary, mlp=MLPType.swiglu, tie_embeddings=False, bias=False,
+        rope_theta=500000.0,
     )
 
 
@@ -63,16 +76,21 @@ PRESETS: dict[str, Callable[[], ModelConfig]] = {
     "jurassic1-large": lambda: _gpt(32, 4096, 32, vocab_size=JURASSIC_VOCAB),
     "jurassic1-jumbo": lambda: _gpt(76, 13824, 96, vocab_size=JURASSIC_VOCAB),
     "mtnlg-530b": lambda: _gpt(105, 20480, 128),
+    "llama3-8b": lambda: _llama3(32, 4096, 32, 14336),
+    "llama3-70b": lambda: _llama3(80, 8192, 64, 28672),
+    "llama3-405b": lambda: _llama3(126, 16384, 128, 53248),
 }
 
 # Sizes as the papers quote them (Brown et al. 2020, Rae et al. 2021, Hoffmann et al. 2022,
-# Lieber et al. 2021, Smith et al. 2022).
+# Lieber et al. 2021, Smith et al. 2022; Llama 3: the counts of Meta's model cards, 8.03B /
+# 70.6B / 405.9B).
 PUBLISHED_PARAMS: dict[str, float] = {
     "gpt3-125m": 125e6, "gpt3-350m": 350e6, "gpt3-760m": 760e6, "gpt3-1.3b": 1.3e9,
     "gpt3-2.7b": 2.7e9, "gpt3-6.7b": 6.7e9, "gpt3-13b": 13.0e9, "gpt3-175b": 175e9,
     "gopher-44m": 44e6, "gopher-117m": 117e6, "gopher-417m": 417e6, "gopher-1.4b": 1.4e9,
     "gopher-7.1b": 7.1e9, "gopher-280b": 280e9, "chinchilla-70b": 70e9,
     "jurassic1-large": 7.5e9, "jurassic1-jumbo": 178e9, "mtnlg-530b": 530e9,
+    "llama3-8b": 8.03e9, "llama3-70b": 70.6e9, "llama3-405b": 405.9e9,
 }
 
 

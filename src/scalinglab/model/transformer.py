@@ -6,7 +6,13 @@ by ``str(i)`` so parameter names stay stable when a pipeline stage drops some of
 module names follow the Megatron tensor-parallel plan: ``wq/wk/wv`` and ``w1/w3`` are split by
 columns, ``wo`` and ``w2`` by rows.
 
-Shapes in comments: B batch, T sequence, D d_model, H heads, K d_head, F d_ff, V vocab.
+Attention is grouped-query (``n_kv_heads`` key/value heads, each serving a group of query
+heads; multi-head when equal to ``n_heads``). It is the model's only attention: an optional
+:class:`~scalinglab.model.masks.AttentionMask` (per-token positions and a boolean mask) turns the
+plain causal forward into document-masked training or prefix-shared evaluation.
+
+Shapes in comments: B batch, T sequence, D d_model, H heads, G key/value heads, K d_head,
+F d_ff, V vocab.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalinglab.model.config import MLPType, ModelConfig, NormType, PositionType
+from scalinglab.model.masks import AttentionMask, causal_mask
 
 # ----------------------------------------------------------------------------- norms
 
@@ -34,7 +41,7 @@ def build_norm(cfg: ModelConfig) -> nn.Module:
 class NoInputPositions(nn.Module):
     """Input positions for schemes that act inside attention (rotary, relative)."""
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         return h
 
 
@@ -45,14 +52,15 @@ class LearnedPositions(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(cfg.max_seq_len, cfg.d_model))
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (B, T, D)
-        return h + self.weight[: h.shape[1]]
+    def forward(self, h: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, D) embeddings plus the rows of ``positions`` (B, T), else of 0..T-1."""
+        return h + (self.weight[: h.shape[1]] if positions is None else self.weight[positions])
 
 
 class PlainAttentionPositions(nn.Module):
     """Queries and keys pass through unchanged; causal masking is left to the kernel."""
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor):
+    def forward(self, q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor | None = None):
         return q, k, None
 
 
@@ -64,13 +72,17 @@ class Rotary(nn.Module):
         self.d_head = cfg.head_dim
         self.theta = cfg.rope_theta
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor):  # (B, H, T, K)
-        t = q.shape[-2]
+    def forward(self, q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor | None = None):
+        """Rotate q (B, H, T, K) and k (B, G, T, K) by ``positions`` (B, T), else 0..T-1."""
         inv_freq = self.theta ** (
             -torch.arange(0, self.d_head, 2, device=q.device, dtype=torch.float32) / self.d_head
         )
-        angles = torch.outer(torch.arange(t, device=q.device, dtype=torch.float32), inv_freq)
-        cos, sin = angles.cos(), angles.sin()  # (T, K/2)
+        if positions is None:
+            pos = torch.arange(q.shape[-2], device=q.device, dtype=torch.float32)
+            angles = torch.outer(pos, inv_freq)  # (T, K/2)
+        else:
+            angles = (positions.float()[..., None] * inv_freq)[:, None]  # (B, 1, T, K/2)
+        cos, sin = angles.cos(), angles.sin()
         return _rotate(q, cos, sin), _rotate(k, cos, sin), None
 
 
@@ -94,8 +106,8 @@ class RelativeXL(nn.Module):
     score(i, j) = (q_i + u) . k_j + (q_i + v) . W_r R_{i-j}, with R sinusoidal encodings of
     the distance i - j, W_r this layer's own projection (the d_model x d_model matrix per
     layer that makes Gopher 280B rather than 258B) and u, v learned biases per head.
-    The position term is returned as an additive attention bias (with the causal mask folded
-    in), so the fused attention kernel still does the softmax and the value product.
+    The position term is returned as an additive attention bias (the attention masks it), so
+    the fused attention kernel still does the softmax and the value product.
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -105,17 +117,20 @@ class RelativeXL(nn.Module):
         self.u = nn.Parameter(torch.empty(cfg.n_heads, cfg.head_dim))
         self.v = nn.Parameter(torch.empty(cfg.n_heads, cfg.head_dim))
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor):  # (B, H, T, K)
+    def forward(self, q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor | None = None):
+        """q (B, H, T, K) -> (q + u, k, position bias (B, H, T, T)); distances are
+        pos_i - pos_j of ``positions`` (B, T), else of 0..T-1. Keys ahead of a query get an
+        arbitrary finite bias: the attention masks them."""
         t = q.shape[-2]
-        table = sinusoid_table(t, self.wr.in_features, q.device).to(q.dtype)  # (T, D)
-        r = self.wr(table).view(t, -1, self.d_head).transpose(0, 1)  # (H, T, K); H local to TP
-        by_distance = (q + self.v[:, None, :]) @ r.transpose(-1, -2)  # (B, H, T, T[dist])
-        pos = torch.arange(t, device=q.device)
-        distance = pos[:, None] - pos[None, :]  # (T, T): i - j
-        bias = by_distance.gather(-1, distance.clamp(min=0).expand_as(by_distance))
-        bias = bias / math.sqrt(self.d_head)  # the kernel scales q.k the same way
-        bias = bias.masked_fill(distance < 0, float("-inf"))
-        return q + self.u[:, None, :], k, bias
+        pos = torch.arange(t, device=q.device)[None] if positions is None else positions
+        length = t if positions is None else int(positions.max()) + 1
+        table = sinusoid_table(length, self.wr.in_features, q.device).to(q.dtype)  # (L, D)
+        r = self.wr(table).view(length, -1, self.d_head).transpose(0, 1)  # (H, L, K); H local
+        by_distance = (q + self.v[:, None, :]) @ r.transpose(-1, -2)  # (B, H, T, L[dist])
+        distance = pos[:, :, None] - pos[:, None, :]  # (B or 1, T, T): i - j
+        index = distance.clamp(0, length - 1)[:, None].expand(q.shape[0], q.shape[1], t, t)
+        bias = by_distance.gather(-1, index)  # (B, H, T, T)
+        return q + self.u[:, None, :], k, bias / math.sqrt(self.d_head)  # as the kernel scales
 
 
 def build_input_positions(cfg: ModelConfig) -> nn.Module:
@@ -136,26 +151,40 @@ def build_attention_positions(cfg: ModelConfig) -> nn.Module:
 
 
 class Attention(nn.Module):
-    """Causal multi-head self-attention on PyTorch's fused scaled_dot_product_attention."""
+    """Causal grouped-query self-attention on PyTorch's fused scaled_dot_product_attention.
+
+    Key/value head g serves query heads g * H/G .. (g + 1) * H/G - 1 (SDPA's ``enable_gqa``,
+    the layout of ``repeat_interleave`` and of Hugging Face's ``repeat_kv``). With no mask and
+    no position bias the kernel applies causality itself (``is_causal``: flash attention on
+    GPU); otherwise it gets a boolean or additive mask.
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.n_heads, self.d_head = cfg.n_heads, cfg.head_dim
+        self.n_heads, self.n_kv_heads, self.d_head = cfg.n_heads, cfg.kv_heads, cfg.head_dim
         self.wq = nn.Linear(cfg.d_model, cfg.attn_dim, bias=cfg.bias)
-        self.wk = nn.Linear(cfg.d_model, cfg.attn_dim, bias=cfg.bias)
-        self.wv = nn.Linear(cfg.d_model, cfg.attn_dim, bias=cfg.bias)
+        self.wk = nn.Linear(cfg.d_model, cfg.kv_dim, bias=cfg.bias)
+        self.wv = nn.Linear(cfg.d_model, cfg.kv_dim, bias=cfg.bias)
         self.wo = nn.Linear(cfg.attn_dim, cfg.d_model, bias=cfg.bias)
         self.positions = build_attention_positions(cfg)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D)
+    def forward(self, x: torch.Tensor, mask: AttentionMask | None = None) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D); ``mask``: positions and visibility other than causal."""
         b, t, _ = x.shape
-        # -1 rather than n_heads: under tensor parallelism each rank holds a slice of heads.
+        # -1 rather than H or G: under tensor parallelism each rank holds a slice of heads.
         q = self.wq(x).view(b, t, -1, self.d_head).transpose(1, 2)  # (B, H, T, K)
-        k = self.wk(x).view(b, t, -1, self.d_head).transpose(1, 2)
-        v = self.wv(x).view(b, t, -1, self.d_head).transpose(1, 2)
-        q, k, bias = self.positions(q, k)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, is_causal=bias is None)
+        k = self.wk(x).view(b, t, -1, self.d_head).transpose(1, 2)  # (B, G, T, K)
+        v = self.wv(x).view(b, t, -1, self.d_head).transpose(1, 2)  # (B, G, T, K)
+        q, k, bias = self.positions(q, k, None if mask is None else mask.positions)
+        gqa = q.shape[1] != k.shape[1]
+        if mask is None and bias is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
+        else:
+            allowed = causal_mask(t, x.device) if mask is None else mask.allowed[:, None]
+            attn_mask = allowed if bias is None else bias.masked_fill(~allowed, float("-inf"))
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, enable_gqa=gqa)
         return self.wo(y.transpose(1, 2).reshape(b, t, -1))  # (B, T, D)
+
 
 
 class GeluMLP(nn.Module):
@@ -201,8 +230,9 @@ class Block(nn.Module):
         self.mlp_norm = build_norm(cfg)
         self.mlp = build_mlp(cfg)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attention(self.attention_norm(x))
+    def forward(self, x: torch.Tensor, mask: AttentionMask | None = None) -> torch.Tensor:
+        # mask by keyword: tensor parallelism's input hooks re-lay the positional x only.
+        x = x + self.attention(self.attention_norm(x), mask=mask)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -224,18 +254,24 @@ class Transformer(nn.Module):
         if cfg.tie_embeddings:
             self.output.weight = self.tok_embeddings.weight
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Token ids (B, T) -> logits (B, T, V); hidden states pass through absent parts."""
-        h = self.hidden_states(tokens)
+    def forward(self, tokens: torch.Tensor, mask: AttentionMask | None = None) -> torch.Tensor:
+        """Token ids (B, T) -> logits (B, T, V); hidden states pass through absent parts.
+
+        ``mask`` (see ``model/masks.py``): per-token positions and which keys each query
+        sees, for document-masked or prefix-shared rows; None is the plain causal sequence.
+        """
+        h = self.hidden_states(tokens, mask)
         return self.output(h) if self.output is not None else h
 
-    def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:
+    def hidden_states(self, tokens: torch.Tensor,
+                      mask: AttentionMask | None = None) -> torch.Tensor:
         """Token ids (B, T) -> final normalised hidden states (B, T, D), before the output
         projection (the trainer fuses that projection with the loss)."""
+        positions = None if mask is None else mask.positions
         h = self.tok_embeddings(tokens) if self.tok_embeddings is not None else tokens
-        h = self.input_positions(h) if self.tok_embeddings is not None else h
+        h = self.input_positions(h, positions) if self.tok_embeddings is not None else h
         for layer in self.layers.values():
-            h = layer(h)
+            h = layer(h, mask=mask)
         return self.norm(h) if self.norm is not None else h
 
     @torch.no_grad()

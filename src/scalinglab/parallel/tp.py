@@ -7,6 +7,13 @@ residual stream between those matmuls is split along the sequence (``Shard(1)``)
 norms run on that slice; the reduction becomes a reduce-scatter and the matching all-gather
 happens at the entry of attention / MLP. The output layer is split by vocabulary and, with
 loss parallelism, the cross-entropy runs on the vocab-sharded logits without gathering them.
+
+Grouped-query attention: ``wk`` / ``wv`` are split by columns like ``wq``, so each rank holds
+n_heads / tp query heads and n_kv_heads / tp key/value heads, and the rank's query heads are
+exactly those its key/value heads serve (consecutive groups). This needs tp to divide
+n_kv_heads; otherwise the layout is refused with one line (``check_tp_heads``), as Megatron-LM
+does, rather than replicating K/V on every rank (multi-query attention therefore runs without
+tensor parallelism, or with tp = 1).
 """
 
 from __future__ import annotations
@@ -22,7 +29,15 @@ from torch.distributed.tensor.parallel import (
     parallelize_module,
 )
 
-from scalinglab.model.config import MLPType
+from scalinglab.config import ConfigError
+from scalinglab.model.config import MLPType, ModelConfig
+
+
+def check_tp_heads(cfg: ModelConfig, tp: int) -> None:
+    """One-line error unless ``tp`` divides the query and the key/value heads."""
+    for name, heads in (("model.n_heads", cfg.n_heads), ("model.n_kv_heads", cfg.kv_heads)):
+        if heads % tp:
+            raise ConfigError(f"parallel.tp={tp} does not divide {name}={heads}")
 
 
 def apply_tp(model: nn.Module, tp_mesh: DeviceMesh, loss_parallel: bool) -> None:
@@ -35,6 +50,7 @@ def apply_tp(model: nn.Module, tp_mesh: DeviceMesh, loss_parallel: bool) -> None
             ``torch.distributed.tensor.parallel.loss_parallel``; otherwise gather them.
     """
     cfg = model.config
+    check_tp_heads(cfg, tp_mesh.size())
     plan: dict[str, object] = {}
     if model.tok_embeddings is not None:
         # Vocab-sharded embedding; its output is reduce-scattered along the sequence.

@@ -15,6 +15,11 @@ Large Transformer Models", Table 2 (it assumes d_ff = 4h and a * d_head = h):
     full:                         2 s b h (each layer's input), plus one layer's full set
                                   while that layer runs its backward
 
+Grouped-query attention: the parameters come from ``model.accounting`` (k and v projections
+n_kv_heads wide), and the stored keys and values (2 bytes each, 2 s b h of the 34, split by
+t like the rest of attention) shrink to 2 s b (n_kv_heads d_head) each: 4 s b (n_heads -
+n_kv_heads) d_head / t bytes less per layer unless the layer is recomputed in full.
+
 The first stage of a 1F1B pipeline holds min(p, m) micro-batches in flight (times
 1 + (p-1)/(p v) when interleaved), the last stage one; the embedding lives on the first stage
 and the output layer (with its fp32 logits) on the last.
@@ -106,9 +111,10 @@ def layer_activation_bytes(cfg: ModelConfig, layout: Layout, seq_len: int,
         return 2.0 * sbh
     attention_scores = 5 * a * s / (h * t)  # softmax output, dropout mask and its output
     other = 34 / t if sp else 10 + 24 / t  # norms/dropouts unsplit without sequence parallel
+    fewer_kv = 4.0 * s * b * (cfg.attn_dim - cfg.kv_dim) / t  # bf16 K and V of G < H heads
     if recompute == Recompute.selective:
-        return sbh * other
-    return sbh * (other + attention_scores)
+        return sbh * other - fewer_kv
+    return sbh * (other + attention_scores) - fewer_kv
 
 
 def in_flight_micro_batches(layout: Layout) -> float:

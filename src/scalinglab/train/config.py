@@ -92,6 +92,11 @@ class TrainConfig(Config):
     median (0 disables; 2 is a reasonable value)."""
     spike_window: int = 50
     """Steps in that running median."""
+    document_mask: bool = False
+    """No attention across end-of-text: each document in a training window sees only its own
+    tokens, from an end-of-text token that opens it, with positions restarting there
+    (``model/masks.py``; Llama 3 trains so). Off: windows are plain causal sequences. Also
+    applied to the validation loss. Single process only for now."""
     parallel: ParallelConfig = dataclasses.field(default_factory=ParallelConfig)
     """Layout over torchrun's processes (see ``scalinglab.parallel``); all 1: one process."""
 
@@ -115,6 +120,10 @@ class TrainConfig(Config):
         for name, ok in checks.items():
             if not ok:
                 raise ConfigError(f"TrainConfig.{name}={getattr(self, name)!r} is out of range")
+        if self.document_mask and self.parallel.is_parallel:
+            # The distributed trainer's forward (and pipeline stages) take tokens only.
+            raise ConfigError("TrainConfig.document_mask=true is not supported with a parallel "
+                              "layout yet; train on one process or set document_mask=false")
 
     @property
     def context(self) -> int:

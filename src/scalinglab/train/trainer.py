@@ -31,6 +31,7 @@ from scalinglab.model.accounting import (
     count_params,
     train_flops_per_token,
 )
+from scalinglab.model.masks import AttentionMask, document_mask
 from scalinglab.model.transformer import build_model
 from scalinglab.train import checkpoint as ckpt
 from scalinglab.train.callbacks import (
@@ -172,10 +173,17 @@ class Trainer:
         inputs = inputs.to(self.device, non_blocking=True)
         targets = targets.to(self.device, non_blocking=True)
         with self.autocast:
-            h = self.hidden(inputs)  # (B, T, D)
+            h = self.hidden(inputs, self.attention_mask(inputs))  # (B, T, D)
         loss = linear_cross_entropy(h, self.model.output.weight, targets, self.matmul_dtype)
         (loss * scale).backward()
         return loss.detach()
+
+    def attention_mask(self, inputs: torch.Tensor) -> AttentionMask | None:
+        """The document mask of a batch of windows under ``cfg.document_mask``, else None
+        (plain causal windows)."""
+        if not self.cfg.document_mask:
+            return None
+        return document_mask(inputs, self.train_data.eot_id)
 
     def train_step(self) -> dict[str, Any]:
         """One optimiser step over a global batch (with gradient accumulation)."""
@@ -215,8 +223,9 @@ class Trainer:
         windows = max(1, self.cfg.eval_tokens // self.plan.seq_len)
         total, count = torch.zeros((), device=self.device, dtype=torch.float64), 0
         for x, y in self.val_data.sequential_batches(self.plan.micro_batch, windows):
+            x = x.to(self.device, non_blocking=True)
             with self.autocast:
-                h = self.hidden(x.to(self.device, non_blocking=True))  # (B, T, D)
+                h = self.hidden(x, self.attention_mask(x))  # (B, T, D)
             y = y.to(self.device, non_blocking=True)
             loss = linear_cross_entropy(h, self.model.output.weight, y, self.matmul_dtype)
             total += loss * y.numel()
@@ -448,7 +457,12 @@ def _patch_missing_config_keys(saved: dict[str, Any]) -> dict[str, Any]:
     """An older run's config.json with the fields added since (nan_policy, ...) at their
     defaults, so that upgrading scalinglab does not make every old run "different"."""
     defaults = TrainConfig().as_dict()
-    return {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
+    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
+    model = saved.get("model")
+    if isinstance(model, dict) and "n_kv_heads" not in model and "n_heads" in model:
+        # Written before grouped-query attention: every model was multi-head.
+        saved = {**saved, "model": {**model, "n_kv_heads": model["n_heads"]}}
+    return saved
 
 
 def _differing_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
