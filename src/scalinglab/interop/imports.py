@@ -76,7 +76,7 @@ def from_hf_dir(src: Path) -> Transformer:
     layout = layout_of_hf(hf, str(src / "config.json"))
     try:
         cfg = ModelConfig.from_dict(layout.model_config(hf))
-    except ScalinglabError as e:
+    except ScalinglabError as e:  # LayoutError or ConfigError: name the file
         raise ScalinglabError(f"{src / 'config.json'}: {e}") from None
     state = {k: v.float() for k, v in read_hf_state(src).items()}
     try:

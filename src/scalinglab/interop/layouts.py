@@ -108,12 +108,12 @@ def llama_config(cfg: ModelConfig) -> dict:
 
 def llama_model_config(hf: dict) -> dict:
     if hf.get("attention_bias", False) != hf.get("mlp_bias", False):
-        raise LayoutError("config.json: attention_bias != mlp_bias has no scalinglab "
+        raise LayoutError("attention_bias != mlp_bias has no scalinglab "
                           "equivalent (one `bias` switch for every linear layer)")
     rope = hf.get("rope_parameters") or {"rope_type": "default",
                                          "rope_theta": hf.get("rope_theta", 10000.0)}
     if rope.get("rope_type", "default") != "default" or hf.get("hidden_act", "silu") != "silu":
-        raise LayoutError(f"config.json: rope_type={rope.get('rope_type')!r} hidden_act="
+        raise LayoutError(f"rope_type={rope.get('rope_type')!r} hidden_act="
                           f"{hf.get('hidden_act')!r}: only default RoPE with SiLU is supported")
     heads = _field(hf, "num_attention_heads")
     out = {"n_layers": _field(hf, "num_hidden_layers"), "d_model": _field(hf, "hidden_size"),
@@ -128,7 +128,7 @@ def llama_model_config(hf: dict) -> dict:
     kv = hf.get("num_key_value_heads") or heads
     if kv != heads:
         if "n_kv_heads" not in {f.name for f in dataclasses.fields(ModelConfig)}:
-            raise LayoutError(f"config.json: num_key_value_heads={kv} != num_attention_heads="
+            raise LayoutError(f"num_key_value_heads={kv} != num_attention_heads="
                               f"{heads} (grouped-query attention) is not supported by this "
                               "scalinglab version")
         out["n_kv_heads"] = kv
@@ -213,7 +213,7 @@ def gpt2_model_config(hf: dict) -> dict:
     act = hf.get("activation_function", "gelu_new")
     if act != "gelu" or hf.get("scale_attn_by_inverse_layer_idx") or \
             not hf.get("scale_attn_weights", True):
-        raise LayoutError(f"config.json: activation_function={act!r} (or attention scaling) "
+        raise LayoutError(f"activation_function={act!r} (or attention scaling) "
                           "has no exact scalinglab equivalent: only the exact 'gelu' with "
                           "1/sqrt(d_head) scaling is (GPT-2's own checkpoints use the tanh "
                           "approximation 'gelu_new')")
@@ -273,7 +273,7 @@ def layout_of_hf(hf: dict, where: str) -> Layout:
 def _field(hf: dict, key: str) -> int:
     value = hf.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise LayoutError(f"config.json: {key} must be a positive integer, got {value!r}")
+        raise LayoutError(f"{key} must be a positive integer, got {value!r}")
     return value
 
 
