@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.api import CheckpointException
 
 from scalinglab.eval.model_io import _run_model_config, load_eval_model
 from scalinglab.model.transformer import Transformer
@@ -53,7 +54,12 @@ def load_dcp_model(step: Path) -> Transformer:
     state = {"model": target}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "no process group: assuming a single process"
-        dcp.load(state, storage_reader=reader, planner=SafeLoadPlanner())
+        try:
+            dcp.load(state, storage_reader=reader, planner=SafeLoadPlanner())
+        except CheckpointException as e:  # a torn shard: one line naming the directory
+            first = next(iter(e.failures.values()), (e, None))[0]
+            msg = (str(first).strip().splitlines() or [""])[0][:200]
+            raise CheckpointError(f"{step}: cannot load checkpoint: {msg}") from None
     with torch.no_grad():
         for k, v in state["model"].items():  # dcp.load fills in place; copy in case it did not
             model.state_dict()[k].copy_(v)
