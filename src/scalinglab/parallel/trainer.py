@@ -46,6 +46,7 @@ from scalinglab.train.callbacks import (
 )
 from scalinglab.train.config import TrainConfig
 from scalinglab.train.data import TokenWindows
+from scalinglab.train.loggers import logger_callbacks
 from scalinglab.train.optim import build_optimizer, lr_at
 from scalinglab.train.trainer import (
     Trainer,
@@ -143,7 +144,8 @@ class DistributedTrainer(Trainer):
         """Evaluation and checkpoints are collective (every rank); logging is rank 0's."""
         if self.rank != 0:
             return [EvalCallback(), DistCheckpointCallback()]
-        cbs: list[Callback] = [EvalCallback(), *spike_callbacks(self.cfg), MetricsCallback()]
+        cbs: list[Callback] = [EvalCallback(), *spike_callbacks(self.cfg), MetricsCallback(),
+                               *logger_callbacks(self.cfg)]
         if progress:
             cbs.append(ProgressCallback())
         return [*cbs, DistCheckpointCallback()]

@@ -92,6 +92,9 @@ class TrainConfig(Config):
     median (0 disables; 2 is a reasonable value)."""
     spike_window: int = 50
     """Steps in that running median."""
+    logger: str = "jsonl"
+    """Logger backends, comma-separated: jsonl (always on), tensorboard, wandb (offline
+    unless WANDB_MODE says otherwise); see ``scalinglab.train.loggers``."""
     parallel: ParallelConfig = dataclasses.field(default_factory=ParallelConfig)
     """Layout over torchrun's processes (see ``scalinglab.parallel``); all 1: one process."""
 
@@ -115,6 +118,9 @@ class TrainConfig(Config):
         for name, ok in checks.items():
             if not ok:
                 raise ConfigError(f"TrainConfig.{name}={getattr(self, name)!r} is out of range")
+        from scalinglab.train.loggers import parse_backends
+
+        parse_backends(self.logger)  # an unknown backend fails here, not after the first step
 
     @property
     def context(self) -> int:
