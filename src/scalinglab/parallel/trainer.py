@@ -44,6 +44,7 @@ from scalinglab.train.callbacks import (
     ProgressCallback,
 )
 from scalinglab.train.config import TrainConfig
+from scalinglab.train.loggers import logger_callbacks
 from scalinglab.train.optim import build_optimizer, lr_at, param_groups
 from scalinglab.train.trainer import (
     Trainer,
@@ -134,7 +135,8 @@ class DistributedTrainer(Trainer):
         """Evaluation and checkpoints are collective (every rank); logging is rank 0's."""
         if self.rank != 0:
             return [EvalCallback(), DistCheckpointCallback()]
-        cbs: list[Callback] = [EvalCallback(), *spike_callbacks(self.cfg), MetricsCallback()]
+        cbs: list[Callback] = [EvalCallback(), *spike_callbacks(self.cfg), MetricsCallback(),
+                               *logger_callbacks(self.cfg)]
         if progress:
             cbs.append(ProgressCallback())
         return [*cbs, DistCheckpointCallback()]

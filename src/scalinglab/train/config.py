@@ -97,6 +97,9 @@ class TrainConfig(Config):
     tokens, from an end-of-text token that opens it, with positions restarting there
     (``model/masks.py``; Llama 3 trains so). Off: windows are plain causal sequences. Also
     applied to the validation loss. Single process only for now."""
+    logger: str = "jsonl"
+    """Logger backends, comma-separated: jsonl (always on), tensorboard, wandb (offline
+    unless WANDB_MODE says otherwise); see ``scalinglab.train.loggers``."""
     parallel: ParallelConfig = dataclasses.field(default_factory=ParallelConfig)
     """Layout over torchrun's processes (see ``scalinglab.parallel``); all 1: one process."""
 
@@ -124,6 +127,9 @@ class TrainConfig(Config):
             # The distributed trainer's forward (and pipeline stages) take tokens only.
             raise ConfigError("TrainConfig.document_mask=true is not supported with a parallel "
                               "layout yet; train on one process or set document_mask=false")
+        from scalinglab.train.loggers import parse_backends
+
+        parse_backends(self.logger)  # an unknown backend fails here, not after the first step
 
     @property
     def context(self) -> int:

@@ -44,6 +44,7 @@ from scalinglab.train.callbacks import (
 )
 from scalinglab.train.config import NanPolicy, TrainConfig
 from scalinglab.train.data import TokenWindows
+from scalinglab.train.loggers import logger_callbacks
 from scalinglab.train.loss import linear_cross_entropy
 from scalinglab.train.metrics import read_metrics
 from scalinglab.train.optim import build_optimizer, lr_at
@@ -480,7 +481,8 @@ def _differing_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> l
 def default_callbacks(cfg: TrainConfig, progress: bool = True) -> list[Callback]:
     """Evaluation, then metrics logging, then progress, then checkpointing (order matters:
     a step's metrics row includes its validation loss, and a checkpoint follows its row)."""
-    cbs: list[Callback] = [EvalCallback(), *spike_callbacks(cfg), MetricsCallback()]
+    cbs: list[Callback] = [EvalCallback(), *spike_callbacks(cfg), MetricsCallback(),
+                           *logger_callbacks(cfg)]
     if progress:
         cbs.append(ProgressCallback())
     cbs.append(CheckpointCallback())
