@@ -16,7 +16,8 @@ from scalinglab.errors import ScalinglabError
 from scalinglab.io import StorageError
 
 STAGES = ["models", "train", "demo", "data", "tokenizer", "plan", "fit", "allocate",
-          "predict", "backtest", "eval", "sweep", "report", "toxicity"]
+          "predict", "backtest", "eval", "sweep", "report", "toxicity", "finetune",
+          "compare_adaptation", "bias"]
 
 
 def build_parser() -> argparse.ArgumentParser:
