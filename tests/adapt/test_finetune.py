@@ -39,12 +39,12 @@ def test_finetune_learns_the_rule_and_matches_eval(byte_run, rule_task, tmp_path
 
 
 def test_early_stopping_stops_after_patience_and_keeps_the_best(tmp_path):
-    cfg = tiny().merge({"vocab_size": 257, "max_seq_len": 32})
+    model_cfg = tiny().merge({"vocab_size": 257, "max_seq_len": 32})
 
     class Trainer:  # the attributes the callback reads
-        run_dir, model, stop_requested, step = tmp_path, build_model(cfg), False, 0
+        run_dir, model, stop_requested, step = tmp_path, build_model(model_cfg), False, 0
         plan = type("Plan", (), {"steps": 100})()
-        cfg = type("Cfg", (), {"model": cfg})()
+        cfg = type("Cfg", (), {"model": model_cfg})()
 
     es, t = EarlyStopping(patience=2), Trainer()
     es.on_start(t, None)
