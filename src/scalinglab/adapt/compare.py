@@ -50,10 +50,10 @@ def compare_run(run: Path, task: str, shots: list[int], out_dir: Path, cfg: Fine
     old = _read(path)
     if old and old.get("settings") == settings:
         return old
+    ft, _ = finetune(run, task, out_dir / run.name, cfg, progress=progress)
     results, _ = evaluate_run(run, [task], shots, seed=cfg.seed, device=cfg.device,
                               progress=progress)
-    entry = next(iter(results["tasks"].values()))
-    ft, _ = finetune(run, task, out_dir / run.name, cfg, progress=progress)
+    entry = results["tasks"][ft["task"]]  # results.json also holds the run's other tasks
     record = {
         "run_id": run.name, "params_total": ft["params_total"],
         "params_non_embedding": _summary(run).get("params_non_embedding"),
