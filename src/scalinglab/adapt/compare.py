@@ -100,11 +100,15 @@ def plot_adaptation(summary: dict[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     runs = summary["runs"]
-    x = [r["params_total"] for r in runs]
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    for k in summary["shots"]:
-        ax.plot(x, [r["shots"][str(k)] for r in runs], marker="o", label=f"{k}-shot")
-    ax.plot(x, [r["finetuned"] for r in runs], marker="s", color="k", label="fine-tuned")
+    methods = [(f"{k}-shot", lambda r, k=k: r["shots"][str(k)], "o") for k in summary["shots"]]
+    methods.append(("fine-tuned", lambda r: r["finetuned"], "s"))
+    for label, value, marker in methods:
+        # every run a marker; the line joins the mean of the runs of each size
+        points = [(r["params_total"], value(r)) for r in runs if value(r) is not None]
+        line = ax.plot(*_size_means(points), marker=marker, label=label)[0]
+        ax.scatter(*zip(*points, strict=True), marker=marker, s=12, alpha=0.5,
+                   color=line.get_color())
     if summary["chance"] is not None:
         ax.axhline(summary["chance"], color="grey", ls="--", label="chance")
     ax.set_xscale("log")
@@ -115,6 +119,13 @@ def plot_adaptation(summary: dict[str, Any], path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _size_means(points: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
+    sizes = sorted({x for x, _ in points})
+    means = [sum(y for x, y in points if x == n) / sum(1 for x, _ in points if x == n)
+             for n in sizes]
+    return sizes, means
 
 
 def _summary(run: Path) -> dict[str, Any]:
