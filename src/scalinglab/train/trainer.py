@@ -100,6 +100,10 @@ def resolve_device(name: str) -> torch.device:
 class Trainer:
     """Trains one model on one device. ``fit()`` runs (or resumes) the whole run."""
 
+    stop_requested = False
+    """Set (on the instance) by a callback, early stopping, to end the run before the planned
+    step; a class attribute so that subclasses with their own ``__init__`` have it too."""
+
     def __init__(self, cfg: TrainConfig, callbacks: list[Callback] | None = None,
                  progress: bool = True):
         if not cfg.out:
@@ -133,8 +137,6 @@ class Trainer:
         self.elapsed = 0.0  # training seconds over all sessions of this run
         self.last_val_loss: float | None = None
         self.last_val_step = -1
-        self.stop_requested = False
-        """Set by a callback (early stopping) to end the run before the planned step."""
         self._init_divergence_state()
         self.callbacks = callbacks if callbacks is not None else default_callbacks(cfg, progress)
 
