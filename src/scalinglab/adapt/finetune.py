@@ -91,7 +91,10 @@ class EarlyStopping(Callback):
 
     def on_start(self, trainer: Trainer, resume_step: int | None) -> None:
         self.best, self.best_step, self.bad = math.inf, -1, 0
-        rows = read_metrics(trainer.run_dir) if resume_step else []
+        try:
+            rows = read_metrics(trainer.run_dir) if resume_step else []
+        except ValueError:  # a torn last line from a kill: the logger drops it; so do we
+            rows = []
         for r in rows:
             if "val_loss" in r and r["step"] <= resume_step:
                 self._see(r["val_loss"], r["step"])
