@@ -110,6 +110,21 @@ def test_cli_train_and_compare(corpus, tmp_path, capsys):
     # ordinary BPE runs out of pairs on this tiny corpus before 500; multi-word does not
     assert rows[0]["vocab_size"] <= 500 and rows[1]["vocab_size"] == 500
     assert rows[1]["bytes_per_token"] > rows[0]["bytes_per_token"]
+    # --task: solved examples per context; a shot costs the tokens of "query answer\n\n"
+    items = [{"query": " ".join(h.split()[:12]), "choices": ["yes", "no"], "gold": 0}
+             for h in held[:30]]
+    (tmp_path / "mc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
+    capsys.readouterr()
+    assert main(["tokenizer", "compare", "--tokenizers", str(tmp_path / "bpe.json"),
+                 str(tmp_path / "mw.json"), "--text", str(tmp_path / "held.txt"), "--json",
+                 "--task", f"mc={tmp_path / 'mc.jsonl'}", "--context", "64,256"]) == 0
+    fit = [r["in_context"] for r in json.loads(capsys.readouterr().out)]
+    bpe = Tokenizer.from_file(str(tmp_path / "bpe.json"))
+    cost = [len(bpe.encode(r["query"] + " yes\n\n", add_special_tokens=False).ids)
+            for r in items]
+    assert fit[0]["shot_tokens"] == pytest.approx(sum(cost) / len(cost))
+    assert fit[1]["shot_tokens"] < fit[0]["shot_tokens"]  # multi-word: shorter shots
+    assert fit[1]["fit"]["256"] >= fit[0]["fit"]["256"] > fit[0]["fit"]["64"]
 
 
 def test_bad_inputs_are_clear_errors(tmp_path, capsys):

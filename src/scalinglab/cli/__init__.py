@@ -16,8 +16,8 @@ from scalinglab.errors import ScalinglabError
 from scalinglab.io import StorageError
 
 STAGES = ["models", "train", "demo", "data", "tokenizer", "plan", "fit", "allocate",
-          "predict", "backtest", "eval", "sweep", "report", "toxicity", "export",
-          "import_hf"]
+          "predict", "backtest", "eval", "sweep", "report", "toxicity", "finetune",
+          "compare-adaptation", "bias", "export", "import_hf"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
     for stage in STAGES:
-        importlib.import_module(f"scalinglab.cli.{stage}").register(subparsers)
+        # a stage `a-b` lives in module `a_b`
+        importlib.import_module(f"scalinglab.cli.{stage.replace('-', '_')}").register(subparsers)
     return parser
 
 

@@ -38,6 +38,8 @@ def run_train(args) -> int:
 
 def run_compare(args) -> int:
     rows = compare(args.tokenizers, list(read_texts(args.text, args.text_field)))
+    if args.task:
+        _add_context_fit(args, rows)
     if args.json:
         print_json(rows)
         return 0
@@ -49,6 +51,36 @@ def run_compare(args) -> int:
     } for r in rows], ["tokenizer", "vocab", "docs", "tokens", "bytes/token", "tokens/doc",
                        "saving", "MB/s"])
     return 0
+
+
+def _add_context_fit(args, rows: list[dict]) -> None:
+    """Per tokenizer: how many of the task's solved examples fit in each context length."""
+    from scalinglab.cli.eval import _ints
+    from scalinglab.eval.context_fit import examples_per_context
+    from scalinglab.eval.tasks import resolve_task
+    from scalinglab.eval.tokenizer import HFTokenizer
+
+    task = resolve_task(args.task, args.heldout, args.seed)
+    contexts = _ints(args.context)
+    for r in rows:
+        r["in_context"] = examples_per_context(HFTokenizer(r["tokenizer"]).encode, task,
+                                               contexts, args.shots, seed=args.seed)
+    if args.json:
+        return
+    print_table([{"tokenizer": r["tokenizer"], "vocab": r["vocab_size"],
+                  "tokens/shot": f"{r['in_context']['shot_tokens']:.1f}",
+                  f"{args.shots}-shot tokens": f"{r['in_context']['prompt_tokens']:.1f}",
+                  **{f"fit in {L}": f"{r['in_context']['fit'][str(L)]:.1f}" for L in contexts},
+                  **{f"{args.shots}-shot > {L}":
+                     f"{100 * r['in_context']['truncated'][str(L)]:.0f}%" for L in contexts}}
+                 for r in rows],
+                ["tokenizer", "vocab", "tokens/shot", f"{args.shots}-shot tokens",
+                 *(f"fit in {L}" for L in contexts),
+                 *(f"{args.shots}-shot > {L}" for L in contexts)])
+    print(f"task {task.spec.name}: solved examples that fit per context (mean over "
+          f"{rows[0]['in_context']['examples']} test examples); share of {args.shots}-shot "
+          "prompts longer than the context")
+    print()
 
 
 def register(subparsers) -> None:
@@ -70,4 +102,10 @@ def register(subparsers) -> None:
     c.add_argument("--text", nargs="+", required=True, help="held-out text / JSONL / directory")
     c.add_argument("--text-field", default="text", help="JSONL field holding the text")
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    c.add_argument("--task", help="also count a task's solved examples per context "
+                   "(e.g. heldout_source, with --heldout SHARDS/val_docs.jsonl)")
+    c.add_argument("--heldout", help="val_docs.jsonl for built-in tasks")
+    c.add_argument("--context", default="128,2048", help="context lengths (default 128,2048)")
+    c.add_argument("--shots", type=int, default=5, help="k of the k-shot prompts (default 5)")
+    c.add_argument("--seed", type=int, default=0, help="seeds the shots, as in eval")
     c.set_defaults(func=run_compare)

@@ -107,25 +107,7 @@ class Scorer:
 
     def encode_group(self, context: str, continuations: list[str]) -> Group:
         """Tokenize one context and its continuations (lm-evaluation-harness convention)."""
-        if context == "":
-            eot = [self.tokenizer.eot_id]
-            return Group(eot, [self.tokenizer.encode(c) for c in continuations])
-        n_spaces = len(context) - len(context.rstrip())
-        moved = context[len(context) - n_spaces:]
-        context = context[: len(context) - n_spaces]
-        ctx = self.tokenizer.encode(context)
-        conts = [self._continuation(ctx, context, moved + c) for c in continuations]
-        # A whitespace-only context leaves nothing to condition on: use end-of-text instead.
-        return Group(ctx or [self.tokenizer.eot_id], conts)
-
-    def _continuation(self, ctx: list[int], context: str, continuation: str) -> list[int]:
-        """The continuation's tokens as they follow the context in ``encode(context +
-        continuation)``; when a merge crosses the boundary (multi-word tokenizers) those would
-        cover context text too, so the continuation is then encoded on its own."""
-        whole = self.tokenizer.encode(context + continuation)
-        if whole[: len(ctx)] == ctx:
-            return whole[len(ctx):]
-        return self.tokenizer.encode(continuation)
+        return encode_group(self.tokenizer, context, continuations)
 
     # ------------------------------------------------------------------ log-likelihoods
 
@@ -243,6 +225,32 @@ class Scorer:
         cfg = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
         out = sample_continuations(self.model, self.tokenizer, context, cfg, until=until)[0]
         return _cut(self.tokenizer.decode(out), until or [])
+
+
+def encode_group(tokenizer: Tokenizer, context: str, continuations: list[str]) -> Group:
+    """Tokenize one context and its continuations the way lm-evaluation-harness does (see the
+    module docstring); fine-tuning encodes its (prompt, answer) pairs with it too, so a model
+    is trained on exactly the tokens it is scored on."""
+    if context == "":
+        return Group([tokenizer.eot_id], [tokenizer.encode(c) for c in continuations])
+    n_spaces = len(context) - len(context.rstrip())
+    moved = context[len(context) - n_spaces:]
+    context = context[: len(context) - n_spaces]
+    ctx = tokenizer.encode(context)
+    conts = [_continuation(tokenizer, ctx, context, moved + c) for c in continuations]
+    # A whitespace-only context leaves nothing to condition on: use end-of-text instead.
+    return Group(ctx or [tokenizer.eot_id], conts)
+
+
+def _continuation(tokenizer: Tokenizer, ctx: list[int], context: str,
+                  continuation: str) -> list[int]:
+    """The continuation's tokens as they follow the context in ``encode(context +
+    continuation)``; when a merge crosses the boundary (multi-word tokenizers) those would
+    cover context text too, so the continuation is then encoded on its own."""
+    whole = tokenizer.encode(context + continuation)
+    if whole[: len(ctx)] == ctx:
+        return whole[len(ctx):]
+    return tokenizer.encode(continuation)
 
 
 def _reference_loglik(model: Transformer, context: list[int], cont: list[int]) -> float:

@@ -13,6 +13,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from scalinglab.report import figures
+from scalinglab.report.analyses import adaptation_section, bias_section
 from scalinglab.report.data import StudyData, approach3_fit, get, study_laws
 
 CSS = """
@@ -309,6 +310,7 @@ def render(s: StudyData) -> str:
         "<h2>Forecast</h2>", forecast_section(s),
         "<h2>Can we trust the extrapolation?</h2>", holdout_section(s),
         comparison_section(s), downstream_section(s),
+        adaptation_section(s.root), bias_section(s.root),
         "<h2>Runs</h2>", runs_table(s),
     ]
     body = "\n".join(parts)

@@ -62,8 +62,12 @@ def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.T
 
     ``dtype`` is the precision of the two matmuls (bf16 under mixed precision); the softmax
     and the loss are fp32. Without gradients it falls back to the plain computation.
+    Targets below 0 are ignored (the mean is over the others): fine-tuning masks the prompt.
     """
     flat_h, flat_t = h.flatten(0, -2), targets.flatten()
+    keep = flat_t >= 0
+    if not bool(keep.all()):
+        flat_h, flat_t = flat_h[keep], flat_t[keep]
     if not (flat_h.requires_grad or weight.requires_grad) or not torch.is_grad_enabled():
         logits = (flat_h.to(dtype) @ weight.to(dtype).t()).float()
         return F.cross_entropy(logits, flat_t)

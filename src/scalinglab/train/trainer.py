@@ -102,14 +102,16 @@ def resolve_device(name: str) -> torch.device:
 class Trainer:
     """Trains one model on one device. ``fit()`` runs (or resumes) the whole run."""
 
+    stop_requested = False
+    """Set (on the instance) by a callback, early stopping, to end the run before the planned
+    step; a class attribute so that subclasses with their own ``__init__`` have it too."""
+
     def __init__(self, cfg: TrainConfig, callbacks: list[Callback] | None = None,
                  progress: bool = True):
         # The steps a subclass lays out differently (DistributedTrainer: process group, mesh,
         # sharded model) are the _init_* hooks; everything else is set here, once.
         if not cfg.out:
             raise ConfigError("TrainConfig.out (the run directory) is not set: use --out")
-        if not cfg.data:
-            raise ConfigError("TrainConfig.data (the token shard directory) is not set: use --data")
         self.cfg = cfg
         self.run_dir = Path(cfg.out)
         self.plan = plan_run(cfg)
@@ -133,11 +135,10 @@ class Trainer:
 
     def _load_data(self) -> None:
         cfg = self.cfg
-        self.train_data = TokenWindows(cfg.data, "train", self.plan.seq_len, seed=cfg.seed)
-        self.val_data = TokenWindows(cfg.data, "val", self.plan.seq_len, seed=cfg.seed)
+        self.train_data, self.val_data = self.build_data()
         if self.train_data.vocab_size > cfg.model.vocab_size:
             raise ConfigError(
-                f"{cfg.data}: shards use a vocabulary of {self.train_data.vocab_size} ids but "
+                f"{cfg.data}: the data uses a vocabulary of {self.train_data.vocab_size} ids but "
                 f"model.vocab_size is {cfg.model.vocab_size}"
             )
 
@@ -165,6 +166,17 @@ class Trainer:
         self.data_offset = 0  # batches skipped by rollbacks: the data runs ahead of the step
         self.nonfinite_steps = 0  # steps rejected so far (skipped or rolled back)
         self.diverged: dict[str, Any] | None = None  # {"step", "reason"} once given up
+
+    def build_data(self) -> tuple[Any, Any]:
+        """(train, validation) sources: token shards here; a hook for other sources (the
+        fine-tuning stage's prompt/answer examples). A source has ``vocab_size``,
+        ``batch(first_sample, n)`` and ``sequential_batches(n, max_windows)`` giving
+        (inputs, targets) with targets < 0 excluded from the loss."""
+        cfg = self.cfg
+        if not cfg.data:
+            raise ConfigError("TrainConfig.data (the token shard directory) is not set: use --data")
+        return (TokenWindows(cfg.data, "train", self.plan.seq_len, seed=cfg.seed),
+                TokenWindows(cfg.data, "val", self.plan.seq_len, seed=cfg.seed))
 
     # ------------------------------------------------------------------ one step
 
@@ -229,8 +241,9 @@ class Trainer:
                 h = self.hidden(x, self.attention_mask(x))  # (B, T, D)
             y = y.to(self.device, non_blocking=True)
             loss = linear_cross_entropy(h, self.model.output.weight, y, self.matmul_dtype)
-            total += loss * y.numel()
-            count += y.numel()
+            n = int((y >= 0).sum())  # masked targets (fine-tuning prompts) do not count
+            total += loss * n
+            count += n
         self.model.train()
         self.last_val_loss, self.last_val_step = float(total) / count, self.step
         return self.last_val_loss
@@ -338,7 +351,7 @@ class Trainer:
     def _run_steps(self) -> None:
         """Train from the current step to the last (or until the run diverges), timing each
         step and calling the callbacks."""
-        while self.step < self.plan.steps and self.diverged is None:
+        while self.step < self.plan.steps and self.diverged is None and not self.stop_requested:
             start = time.perf_counter()
             metrics = self.train_step()
             seconds = time.perf_counter() - start

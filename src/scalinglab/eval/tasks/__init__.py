@@ -8,11 +8,13 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 from pathlib import Path
 
 from scalinglab.eval.tasks.base import Example, Task, TaskError, TaskSpec, TaskType, load_examples
 from scalinglab.eval.tasks.heldout import heldout_task
 from scalinglab.eval.tasks.loaders import LOADERS
+from scalinglab.eval.tasks.source import source_task
 
 __all__ = ["BUILTIN", "Example", "Task", "TaskError", "TaskSpec", "TaskType", "builtin_spec",
            "load_task", "resolve_task"]
@@ -52,6 +54,16 @@ def resolve_task(arg: str, heldout: str | Path | None = None, seed: int = 0,
 def load_task(spec: TaskSpec, base: Path = Path("."), heldout: str | Path | None = None,
               seed: int = 0) -> Task:
     """Examples and few-shot pool of ``spec`` (paths relative to ``base``)."""
+    if spec.format == "heldout_source":
+        path = spec.data or heldout
+        if not path:
+            raise TaskError(f"task {spec.name}: needs the held-out documents "
+                            "(SHARDS/val_docs.jsonl): pass --heldout FILE")
+        test, train, valid = source_task(_rel(base, path), seed)
+        if not (test and train and valid):
+            raise TaskError(f"task {spec.name}: {path} gives too few passages per source "
+                            f"(test {len(test)}, train {len(train)}, valid {len(valid)})")
+        return Task(spec, test[: spec.limit or None], train, train, valid)
     if spec.format.startswith("heldout_"):
         path = spec.data or heldout
         if not path:
@@ -68,8 +80,16 @@ def load_task(spec: TaskSpec, base: Path = Path("."), heldout: str | Path | None
         raise TaskError(f"task {spec.name}: no data file; use --tasks {spec.name}=FILE.jsonl")
     loader = LOADERS[spec.format]
     examples = load_examples(_rel(base, spec.data), loader, spec.limit)
-    pool = load_examples(_rel(base, spec.fewshot_data), loader) if spec.fewshot_data else []
-    return Task(spec, examples, pool)
+    train = load_examples(_rel(base, spec.train_data), loader) if spec.train_data else []
+    valid = load_examples(_rel(base, spec.valid_data), loader) if spec.valid_data else []
+    if train and not valid:  # hold out a seeded tenth of the training split
+        order = list(range(len(train)))
+        random.Random(f"{seed}:valid").shuffle(order)
+        cut = max(1, len(train) // 10)
+        valid = [train[i] for i in order[:cut]]
+        train = [train[i] for i in sorted(order[cut:])]
+    pool = load_examples(_rel(base, spec.fewshot_data), loader) if spec.fewshot_data else train
+    return Task(spec, examples, pool, train, valid)
 
 
 def _rel(base: Path, path: str | Path) -> Path:

@@ -57,7 +57,13 @@ class TaskSpec(Config):
     data: str = ""
     """JSONL file of examples to score (relative paths are relative to the task file)."""
     fewshot_data: str = ""
-    """JSONL file the shots are drawn from; empty: other examples of ``data``."""
+    """JSONL file the shots are drawn from; empty: other examples of ``data`` (or the
+    training split, when there is one)."""
+    train_data: str = ""
+    """JSONL file of the training split (``scalinglab finetune``), same loader as ``data``."""
+    valid_data: str = ""
+    """JSONL file of the validation split (early stopping); empty: a seeded tenth of the
+    training split is held out for it."""
     limit: int = 0
     """Score at most this many examples (0: all)."""
     until: list[str] = dataclasses.field(default_factory=lambda: ["\n"])
@@ -96,6 +102,10 @@ class Task:
     spec: TaskSpec
     examples: list[Example]
     fewshot_pool: list[Example]
+    train: list[Example] = dataclasses.field(default_factory=list)
+    """Training split (fine-tuning); empty when the task has none."""
+    valid: list[Example] = dataclasses.field(default_factory=list)
+    """Validation split (early stopping of fine-tuning)."""
 
 
 Loader = Callable[[dict[str, Any]], Example]
