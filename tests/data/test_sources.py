@@ -49,10 +49,30 @@ def test_text_directory_and_bad_utf8_file(tmp_path: Path) -> None:
     (tmp_path / "d" / "sub" / "two.txt").write_text("Second document.")
     (tmp_path / "d" / "bad.txt").write_bytes(b"line one\nline \xfe two\n")
     docs, stats = _read(SourceConfig(path=str(tmp_path / "d"), name="books"))
-    assert sorted(d.text for d in docs) == ["First document.", "Second document."]
+    # the bad line is left out and counted, as a bad JSONL line is; the rest of the file stays
+    assert sorted(d.text for d in docs) == ["First document.", "Second document.", "line one\n"]
     assert {d.source for d in docs} == {"books"}
-    assert sorted(d.id for d in docs) == ["books/one.txt", "books/sub/two.txt"]
+    assert sorted(d.id for d in docs) == ["books/bad.txt", "books/one.txt", "books/sub/two.txt"]
     assert stats.examples["bad_utf8"] == [f"{tmp_path / 'd' / 'bad.txt'}:2"]
+    assert stats.counts["skipped.bad_utf8"] == 1
+
+
+def test_text_like_suffixes_in_a_directory_are_text_and_counted(tmp_path: Path) -> None:
+    d = tmp_path / "docs"
+    d.mkdir()
+    (d / "a.rst").write_text("Title\n=====\n\nSome prose.")
+    (d / "b.py").write_text("print('hi')\n")
+    (d / "LICENSE").write_text("Permission is granted.")
+    (d / "logo.png").write_bytes(b"\x89PNG\r\n")
+    docs, stats = _read(SourceConfig(path=str(d)))
+    assert sorted(d.id for d in docs) == ["docs/LICENSE", "docs/a.rst", "docs/b.py"]
+    assert stats.counts["read.as_text..rst"] == 1 and stats.counts["read.as_text..py"] == 1
+    assert stats.examples["unknown_suffix..png"] == [f"{d / 'logo.png'}:1"]
+    # a single file of unknown suffix still needs its kind, which --source NAME=PATH:KIND sets
+    with pytest.raises(SourceError, match="set the source's kind"):
+        list_parts(SourceConfig(path=str(d / "a.rst")))
+    docs, _ = _read(SourceConfig(path=str(d / "logo.png"), kind="text"))
+    assert docs == []
 
 
 def test_parquet_rows_and_nulls(tmp_path: Path) -> None:
@@ -104,6 +124,10 @@ def test_cli_source_specs() -> None:
     hub = _source("stories=hf:roneneldan/TinyStories")
     assert (hub.kind, hub.path, hub.name) == ("hf", "roneneldan/TinyStories", "stories")
     assert _source("a/b=c.txt").path == "a/b=c.txt"  # '=' inside a path is not a name
+    rst = _source("docs=manual/:text")
+    assert (rst.name, rst.path, rst.kind) == ("docs", "manual/", "text")
+    assert _source("x.rst:jsonl").kind == "jsonl"
+    assert (_source("a:b").path, _source("a:b").kind) == ("a:b", "auto")  # not a kind
 
 
 def test_truncated_gzip_is_counted_not_fatal(tmp_path: Path) -> None:
@@ -126,3 +150,27 @@ def test_source_names_and_unique_ids(tmp_path: Path) -> None:
     docs, _ = _read(SourceConfig(path=str(tmp_path / "src")))
     assert [d.id for d in docs] == ["src/a/part.jsonl:1", "src/a/part.jsonl:2",
                                     "src/b/part.jsonl:1", "src/b/part.jsonl:2"]
+
+
+def test_prepare_prints_per_source_kept_dropped_and_warns(tmp_path: Path, capsys) -> None:
+    prose, code = tmp_path / "prose", tmp_path / "code"
+    prose.mkdir(), code.mkdir()
+    for i in range(6):
+        (prose / f"p{i}.rst").write_text(make_text(i))
+        (code / f"m{i}.py").write_text("x = 1\n" * 30 + f"y = {i}\n")  # not prose: filtered
+    (prose / "bad.txt").write_bytes(make_text(99).encode() + b"\n\xff\xfe broken line\n")
+    args = ["data", "prepare", "--source", f"docs={prose}", "--source", f"code={code}:text",
+            "--out", str(tmp_path / "c"), "--quiet", "dedup.near=false", "ngram_index=false"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:4] for line in out.splitlines()
+            if line.startswith("  ") and line.split()[0] in ("docs", "code")
+            and line.split()[1].isdigit()}
+    assert rows["docs"] == ["7", "7", "0"]
+    assert rows["code"][0] == "6" and rows["code"][1] == "0"
+    assert "files read as text by suffix: .rst 6" in out
+    bad_line = make_text(99).count("\n") + 2  # the line after the text and its newline
+    assert f"docs: skipped 1 bad_utf8 (first at {prose / 'bad.txt'}:{bad_line})" in out
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "'code'" in warnings[0]
+    assert "quality.enabled=false repetition.enabled=false" in warnings[0]

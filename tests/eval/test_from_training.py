@@ -34,3 +34,33 @@ def test_trained_run_is_evaluated_in_place(tmp_path, capsys):
     val_bpb = summary["final_val_loss"] / np.log(2)
     assert results["bits_per_byte"] == pytest.approx(val_bpb, rel=0.05)
     assert results["tasks"]["heldout_cloze"]["shots"]["0"]["n"] > 0
+
+
+def test_run_made_with_relative_paths_evaluates_from_another_directory(tmp_path, monkeypatch,
+                                                                       capsys):
+    """Corpus -> tokenize -> train with paths relative to one directory; eval from another."""
+    from tests.eval.test_model_io import train_bpe
+
+    work = tmp_path / "work"
+    work.mkdir()
+    docs = data.val_docs(n=30, words=30)
+    data.write_jsonl(work / "raw.jsonl", [{"text": d["text"]} for d in docs])
+    train_bpe(work / "bpe.json", [d["text"] for d in docs])
+    monkeypatch.chdir(work)
+    assert main(["data", "prepare", "--source", "raw.jsonl", "--out", "corpus", "--quiet",
+                 "quality.enabled=false", "repetition.enabled=false", "ngram_index=false"]) == 0
+    assert main(["data", "tokenize", "--corpus", "corpus", "--tokenizer", "bpe.json",
+                 "--out", "shards", "--quiet", "val_fraction=0.2"]) == 0
+    meta = json.loads((work / "shards" / "meta.json").read_text())
+    assert meta["tokenizer"] == str(work / "bpe.json")  # absolute, not "bpe.json"
+    assert main(["train", "--preset", "tiny", "--data", "shards", "--out", "run",
+                 "--tokens", "2000", "--quiet", "batch_tokens=512"]) == 0
+    assert main(["train", "--preset", "tiny", "--data", "./shards", "--out", "run",
+                 "--tokens", "2000", "--quiet", "batch_tokens=512"]) == 0  # resumes, same run
+    (work / "bpe.json").unlink()  # the run carries its own copy
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["eval", "work/run", "--tasks", "heldout_bpb", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["bits_per_byte"] > 0
+    assert (work / "run" / "tokenizer.json").read_bytes() == \
+        (work / "shards" / "tokenizer.json").read_bytes()

@@ -7,7 +7,8 @@ from scalinglab.cli.common import print_json
 
 def _source(spec: str):
     """``--source`` value: ``default``, a path/glob, ``hf:DATASET`` (a hub name or a
-    ``save_to_disk`` directory), each optionally prefixed by ``NAME=``."""
+    ``save_to_disk`` directory), each optionally prefixed by ``NAME=`` and a path optionally
+    followed by ``:KIND`` (text, jsonl, parquet, hf) to set the reader, e.g. ``docs=rst/:text``."""
     from scalinglab.data.sources import SourceConfig, SourceKind
 
     name, sep, path = spec.partition("=")
@@ -17,6 +18,9 @@ def _source(spec: str):
         return SourceConfig(kind=SourceKind.default)
     if path.startswith("hf:"):
         return SourceConfig(path=path[3:], kind=SourceKind.hf, name=name)
+    head, colon, kind = path.rpartition(":")
+    if colon and head and kind in {k.value for k in SourceKind} - {"auto", "default"}:
+        return SourceConfig(path=head, name=name, kind=SourceKind(kind))
     return SourceConfig(path=path, name=name)
 
 
@@ -57,6 +61,9 @@ def run_prepare(args) -> int:
               f"(dropped: {drops})")
     for name, m in stats["mixture"].items():
         print(f"  mixture {name}: weight {m['weight']:.3f}, {m['epochs']:.2f} epochs")
+    from scalinglab.data.source_summary import format_summary, source_summary
+
+    print("\n".join(format_summary(source_summary(stats))))
     return 0
 
 
@@ -95,7 +102,8 @@ def register(subparsers) -> None:
         description="Example: scalinglab data prepare --source default --out corpus "
         "quality.min_words=100. Re-running the same command resumes.")
     pr.add_argument("--source", action="append", help="'default', a file/dir/glob or "
-                    "hf:DATASET, optionally NAME=...; repeatable; replaces the config's sources")
+                    "hf:DATASET, optionally NAME=... and a path optionally :KIND (text, jsonl, "
+                    "parquet, hf); repeatable; replaces the config's sources")
     pr.add_argument("--out", help="corpus directory")
     pr.add_argument("--config", help="YAML/JSON PrepareConfig")
     pr.add_argument("--json", action="store_true", help="print the stats as JSON")

@@ -19,7 +19,8 @@ def build_config(args) -> SweepConfig:
     else:
         cfg = SweepConfig()
     if args.data:
-        cfg = cfg.merge({"data": args.data})
+        # absolute, so each run's config.json finds the shards from any directory
+        cfg = cfg.merge({"data": str(Path(args.data).resolve())})
     return cfg.merge(list(args.overrides))
 
 

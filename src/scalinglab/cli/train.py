@@ -22,7 +22,9 @@ def build_config(args) -> TrainConfig:
     cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
     if args.preset:
         cfg = dataclasses.replace(cfg, model=get_preset(args.preset), preset=args.preset)
-    flags = {"data": args.data, "out": args.out, "tokens": args.tokens, "flops": args.flops,
+    # absolute: the run's config.json then finds its shards (and tokenizer) from any directory
+    data = str(Path(args.data).resolve()) if args.data else None
+    flags = {"data": data, "out": args.out, "tokens": args.tokens, "flops": args.flops,
              "peak_flops": args.peak_flops}
     cfg = cfg.merge({k: v for k, v in flags.items() if v is not None})
     overrides = list(args.overrides)

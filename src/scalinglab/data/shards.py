@@ -23,12 +23,22 @@ from scalinglab import io as sio
 from scalinglab.errors import ScalinglabError
 from scalinglab.io import atomic_write_bytes, read_json_object, require_fields
 
+SHARD_TOKENIZER = "tokenizer.json"  # the shards' own copy of their tokenizer (data tokenize)
 SHARD_FORMAT = "scalinglab-shard"
 SHARD_VERSION = 1
 
 
 class ShardError(ScalinglabError, ValueError):
     """A missing, malformed or inconsistent shard; the message names the file."""
+
+
+def copy_shard_tokenizer(data_dir: str | Path, run_dir: str | Path) -> Path | None:
+    """Copy the shards' ``tokenizer.json`` into ``run_dir`` (if both exist and the run has
+    none yet), so the run is evaluated from any working directory; returns the copy."""
+    src, dst = Path(data_dir) / SHARD_TOKENIZER, Path(run_dir) / SHARD_TOKENIZER
+    if not src.is_file() or dst.exists():
+        return None
+    return atomic_write_bytes(dst, src.read_bytes())
 
 
 def dtype_for_vocab(vocab_size: int) -> np.dtype:

@@ -29,6 +29,15 @@ from scalinglab.errors import ScalinglabError
 
 MAX_EXAMPLES = 5  # ``file:line`` examples kept per skip reason
 TEXT_SUFFIXES = (".txt", ".md", ".text")
+# Suffixes of plain-text formats (markup, source code, configs) that a directory source takes as
+# text: a folder of .rst docs or .py files needs no `kind`. What was taken is counted per
+# suffix (``read.as_text.<suffix>``) and anything else in the directory is skipped and counted.
+TEXT_LIKE_SUFFIXES = (
+    ".rst", ".markdown", ".adoc", ".org", ".tex", ".html", ".htm", ".xml", ".csv", ".tsv",
+    ".py", ".pyi", ".c", ".h", ".cc", ".cpp", ".hpp", ".java", ".js", ".ts", ".go", ".rs",
+    ".rb", ".sh", ".pl", ".lua", ".sql", ".r", ".jl", ".scala", ".kt", ".swift", ".css",
+    ".yaml", ".yml", ".toml", ".cfg", ".ini", ".conf", ".log", ".po", ".srt", ".rtf",
+)
 JSONL_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".json.zst")
 
 
@@ -166,27 +175,54 @@ def list_parts(cfg: SourceConfig) -> list[Part]:
     files = expand_paths(cfg.path)
     if all(f.stat().st_size == 0 for f in files):
         raise SourceError(f"{cfg.path}: input is empty ({len(files)} empty file(s))")
+    in_dir = Path(cfg.path).expanduser().is_dir()
     parts = []
     for i, f in enumerate(files):
-        kind = cfg.kind if cfg.kind != SourceKind.auto else kind_of(f)
-        reader = _FILE_READERS[kind]
+        reader = _reader_for(f, cfg, in_dir)
         parts.append(Part(name, f"{name}-{i:05d}", str(f),
                           lambda stats, f=f, reader=reader: reader(f, cfg, stats)))
     return parts
+
+
+def _reader_for(f: Path, cfg: SourceConfig, in_dir: bool):
+    """The reader of one file: the source's kind, else its suffix. In a directory, text-like
+    suffixes (``TEXT_LIKE_SUFFIXES``, or none at all, e.g. LICENSE) are read as text and
+    counted; other files are skipped and counted rather than failing the whole source."""
+    if cfg.kind != SourceKind.auto:
+        return _FILE_READERS[cfg.kind]
+    try:
+        return _FILE_READERS[kind_of(f)]
+    except SourceError:
+        if not in_dir:
+            raise
+    suffix = f.suffix.lower()
+    if suffix in TEXT_LIKE_SUFFIXES or not suffix:
+        return _read_as_text
+    return _skip_unknown
+
+
+def _read_as_text(path: Path, cfg: SourceConfig, stats: ReadStats) -> Iterator[Document]:
+    stats.counts[f"read.as_text.{path.suffix.lower() or '(none)'}"] += 1
+    yield from read_text_file(path, cfg, stats)
+
+
+def _skip_unknown(path: Path, cfg: SourceConfig, stats: ReadStats) -> Iterator[Document]:
+    stats.skip(f"unknown_suffix.{path.suffix.lower()}", f"{path}:1")
+    yield from ()
 
 
 # ----------------------------------------------------------------------------- file readers
 
 
 def read_text_file(path: Path, cfg: SourceConfig, stats: ReadStats) -> Iterator[Document]:
-    """One document per text file; a file that is not valid UTF-8 is skipped and counted."""
+    """One document per text file. Lines that are not valid UTF-8 are left out and each is
+    counted as ``bad_utf8`` with its ``file:line``, as a bad JSONL line is: a few bad bytes
+    do not cost the whole file."""
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        stats.skip("bad_utf8", f"{path}:{line}")
-        return
+    except UnicodeDecodeError:
+        text = _decode_good_lines(data, path, stats)
     text = text.removeprefix("\ufeff")  # BOM
     if not text.strip():
         stats.skip("empty_text", f"{path}:1")
@@ -194,6 +230,16 @@ def read_text_file(path: Path, cfg: SourceConfig, stats: ReadStats) -> Iterator[
     stats.read(len(data))
     yield Document(text=text, id=f"{cfg.resolved_name()}/{relative_name(path, cfg)}",
                    source=cfg.resolved_name(), metadata={"path": str(path)})
+
+
+def _decode_good_lines(data: bytes, path: Path, stats: ReadStats) -> str:
+    kept = []
+    for lineno, raw in enumerate(data.splitlines(keepends=True), start=1):
+        try:
+            kept.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            stats.skip("bad_utf8", f"{path}:{lineno}")
+    return "".join(kept)
 
 
 def relative_name(path: Path, cfg: SourceConfig) -> str:

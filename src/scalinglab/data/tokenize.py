@@ -25,7 +25,7 @@ import numpy as np
 from scalinglab import io as sio
 from scalinglab.config import Config
 from scalinglab.data.pipeline import STATS_FILE, read_jsonl_docs
-from scalinglab.data.shards import write_shard
+from scalinglab.data.shards import SHARD_TOKENIZER, write_shard
 from scalinglab.errors import ScalinglabError
 from scalinglab.io import AtomicLineWriter, atomic_write_bytes, locked
 
@@ -177,9 +177,18 @@ def _tokenize(cfg: TokenizeConfig, out: Path, files: list[Path], tokenizer: tupl
     _write_val_docs(out, files, val_ids)
     if cfg.ngram_index:
         _write_train_index(out, files, val_ids)
+    _copy_tokenizer(Path(cfg.tokenizer), out)
     meta = _meta(cfg, vocab, eot, totals, elapsed, new_tokens)
     atomic_write_bytes(out / "meta.json", (sio.dumps(meta, indent=2) + "\n").encode())
     return meta
+
+
+def _copy_tokenizer(src: Path, out: Path) -> None:
+    """SHARDS/tokenizer.json: the shards carry their tokenizer, so a run (which copies it
+    from here) evaluates from any directory even if the original file moves."""
+    dst = out / SHARD_TOKENIZER
+    if not (dst.exists() and dst.resolve() == src.resolve()):
+        atomic_write_bytes(dst, src.read_bytes())
 
 
 def _check_settings(cfg: TokenizeConfig, out: Path, vocab: int) -> None:
@@ -221,7 +230,9 @@ def _meta(cfg: TokenizeConfig, vocab: int, eot: int, totals: dict, elapsed: floa
           new_tokens: int) -> dict[str, Any]:
     bytes_total = totals["train"]["bytes"] + totals["val"]["bytes"]
     tokens_total = totals["train"]["tokens"] + totals["val"]["tokens"]
-    return {"corpus": cfg.corpus, "tokenizer": cfg.tokenizer, "vocab_size": vocab,
+    # absolute: a relative path means nothing once the shards are used from another directory
+    return {"corpus": str(Path(cfg.corpus).resolve()),
+            "tokenizer": str(Path(cfg.tokenizer).resolve()), "vocab_size": vocab,
             "eot_id": eot, "dtype": "uint16" if vocab <= 1 << 16 else "uint32",
             "val_fraction": cfg.val_fraction, "seed": cfg.seed, "splits": totals,
             "bytes_per_token": bytes_total / tokens_total if tokens_total else None,

@@ -530,8 +530,12 @@ def format_summary(s: dict[str, Any]) -> str:
             + ("WON" if cmp["optimal_won"] else "LOST"))
     down = s.get("downstream") or {}
     if down.get("optimal") is not None and down.get("larger") is not None:
+        from scalinglab.eval.tasks.heldout import N_CHOICES
+
+        ratio = f"{cmp['params_ratio']:.1f}x" if cmp.get("params_ratio") else "the"
         lines.append(f"held-out continuation accuracy (0-shot): compute-optimal "
-                     f"{down['optimal']:.3f} vs 4x larger {down['larger']:.3f}")
+                     f"{down['optimal']:.3f} vs {ratio} larger {down['larger']:.3f} "
+                     f"(chance {1 / N_CHOICES:.3f}: {N_CHOICES} choices)")
     for row in s["allocation"]:
         if row["source"].startswith("fit: approach"):
             loss = "" if row.get("loss") is None else f", loss {row['loss']:.3f}"

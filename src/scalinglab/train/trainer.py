@@ -24,6 +24,7 @@ import torch
 
 from scalinglab import io as sio
 from scalinglab.config import ConfigError
+from scalinglab.data.shards import copy_shard_tokenizer
 from scalinglab.io import atomic_write_json, locked, read_json_object, require_fields
 from scalinglab.model.accounting import (
     FlopConvention,
@@ -289,6 +290,8 @@ class Trainer:
         sio.remove_stale_temps(self.run_dir)
         config_path = self.run_dir / "config.json"
         mine = json.loads(json.dumps(self.cfg.as_dict()))  # as it reads back from disk
+        if self.cfg.data:  # the run carries its tokenizer: eval works from any directory
+            copy_shard_tokenizer(self.cfg.data, self.run_dir)
         if not config_path.exists():
             atomic_write_json(config_path, mine)
             return
@@ -296,6 +299,9 @@ class Trainer:
         # `model` was in every config.json ever written: its absence is damage, not age
         require_fields(saved, {"model": dict}, str(config_path), ConfigError)
         saved = _patch_missing_config_keys(saved)
+        if saved.get("data") and mine["data"] and \
+                Path(saved["data"]).resolve() == Path(mine["data"]).resolve():
+            saved["data"] = mine["data"]  # a run started with a relative --data resumes
         differ = _differing_keys(saved, mine)
         if differ:
             shown = ", ".join(differ[:5]) + (", ..." if len(differ) > 5 else "")
