@@ -13,11 +13,13 @@ tasks whose completion marker exists.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
+import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,8 +120,9 @@ def run_stage(executor, stage: str, logging_dir: Path, tasks: int, progress: boo
     from tqdm import tqdm
 
     stop = threading.Event()
+    console = os.fdopen(os.dup(2), "w")  # the bar keeps the terminal; datatrove's logs do not
     bar = tqdm(total=tasks, unit="task", desc=f"prepare {stage}", disable=not progress,
-               file=sys.stderr, mininterval=1.0)
+               file=console, mininterval=1.0)
 
     def poll() -> None:  # datatrove's markers are the truth about finished tasks
         import time
@@ -135,7 +138,8 @@ def run_stage(executor, stage: str, logging_dir: Path, tasks: int, progress: boo
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
     try:
-        executor.run()
+        with _stderr_to(logging_dir / "driver.log"):
+            executor.run()
     except Exception as e:  # a task's exception, re-raised by datatrove's pool
         raise _failure(stage, logging_dir, tasks, e) from None
     finally:
@@ -143,3 +147,21 @@ def run_stage(executor, stage: str, logging_dir: Path, tasks: int, progress: boo
         thread.join()
         bar.n = len(completed_tasks(logging_dir))
         bar.close()
+        console.close()
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Send file descriptor 2 (datatrove's console logs, its worker processes' too) to
+    ``path`` while the block runs; each task also keeps its own ``logs/task_NNNNN.log``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "a") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
