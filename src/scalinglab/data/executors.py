@@ -156,12 +156,22 @@ def _stderr_to(path: Path) -> Iterator[None]:
     ``path`` while the block runs; each task also keeps its own ``logs/task_NNNNN.log``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved, saved_obj = os.dup(2), sys.stderr
     with open(path, "a") as log:
         os.dup2(log.fileno(), 2)
+        sys.stderr = log  # datatrove's logger writes to whatever sys.stderr is at task start
         try:
             yield
         finally:
-            sys.stderr.flush()
+            sys.stderr = saved_obj
+            log.flush()
             os.dup2(saved, 2)
             os.close(saved)
+            _reset_datatrove_logger()
+
+
+def _reset_datatrove_logger() -> None:
+    """datatrove's console sink was bound to the log file being closed: bind it to stderr."""
+    from datatrove.utils.logging import setup_default_logger
+
+    setup_default_logger()
