@@ -143,8 +143,8 @@ def test_cli_failed_task_is_one_line(tmp_path: Path, capfd, monkeypatch) -> None
 def test_slurm_jobs_are_built_and_their_tasks_run(tmp_path: Path, monkeypatch) -> None:
     """Without a cluster: datatrove's sbatch scripts are captured instead of submitted, then
     each array task is run as Slurm would (SLURM_ARRAY_TASK_ID, the pickled executor)."""
-    import dill
     import datatrove.executor.slurm as dt_slurm
+    import dill
 
     sources, _ = _sample(tmp_path, every=40)
     ref = _prepare(tmp_path, sources, "inprocess")

@@ -47,7 +47,7 @@ from scalinglab.data.steps.base import StepStats
 from scalinglab.data.steps.decontam import Decontaminate
 from scalinglab.data.steps.dedup import ExactDedup, MinHashDedup, MinHasher
 from scalinglab.errors import ScalinglabError
-from scalinglab.io import AtomicLineWriter, atomic_write, atomic_write_bytes, read_json_object
+from scalinglab.io import AtomicLineWriter, atomic_write_bytes, read_json_object
 
 WORK, TASKS = "work", "tasks"
 KEEP, EXACT, NEAR = 0, 1, 2  # per-document verdict of the dedup stage
