@@ -52,6 +52,10 @@ def run_prepare(args) -> int:
     if args.json:
         print_json(stats)
         return 0
+    if "launched" in stats:  # executor=slurm: the jobs run later; stats.json comes last
+        print(f"corpus {cfg.out}: launched {stats['launched']} jobs {stats['stages']} "
+              f"(last job {stats['job_id']}; logs {stats['logs']})")
+        return 0
     out = stats["output"]
     print(f"corpus {cfg.out}: {out['documents']} documents, {out['bytes'] / 1e6:.2f} MB "
           f"(stats: {cfg.out}/stats.json)")

@@ -43,6 +43,7 @@ from scalinglab import io as sio
 from scalinglab.config import Config
 from scalinglab.data.contamination import finish_corpus, scan_steps
 from scalinglab.data.document import Document
+from scalinglab.data.executors import ExecutorKind, RayConfig, SlurmConfig
 from scalinglab.data.mixture import MixtureConfig, plan_mixture, sample_mixture
 from scalinglab.data.sources import Part, ReadStats, SourceConfig, list_parts
 from scalinglab.data.steps.base import PipelineStep, StepStats
@@ -84,6 +85,13 @@ class PrepareConfig(Config):
     documents, i.e. none defines ``restore``; dedup runs in one process)."""
     progress: bool = True
     """Show a progress bar (documents/s) on stderr."""
+    executor: ExecutorKind = ExecutorKind.inprocess
+    """``inprocess`` (this module), or datatrove's ``local`` / ``slurm`` / ``ray`` executors
+    running the same steps as sharded stages (data/distributed.py); the corpus is the same."""
+    tasks: int = 1
+    """Tasks of each sharded stage (not ``inprocess``); ``workers`` of them run at once."""
+    slurm: SlurmConfig = dataclasses.field(default_factory=SlurmConfig)
+    ray: RayConfig = dataclasses.field(default_factory=RayConfig)
 
 
 def build_steps(cfg: PrepareConfig) -> list[PipelineStep]:
@@ -217,11 +225,12 @@ def _check_config(cfg: PrepareConfig, out: Path) -> None:
     """Refuse to resume a corpus directory that was started with a different config."""
     path = out / "config.json"
     mine = cfg.as_dict()
-    for key in ("progress", "workers"):  # these do not change the result
+    how = ("progress", "workers", "executor", "tasks", "slurm", "ray")  # not the result
+    for key in how:
         mine.pop(key)
     if path.exists():
         theirs = read_json_object(path, "corpus config")
-        for key in ("progress", "workers"):
+        for key in how:
             theirs.pop(key, None)
         if theirs != mine:
             raise ScalinglabError(f"{out}: holds a corpus prepared with another config "
@@ -254,6 +263,10 @@ def _prepare(cfg: PrepareConfig, out: Path, parts: list[Part]) -> dict[str, Any]
     _check_config(cfg, out)
     for d in (out, out / "parts"):
         sio.remove_stale_temps(d)  # unfinished writes of a killed run
+    if cfg.executor != ExecutorKind.inprocess:
+        from scalinglab.data.distributed import prepare_sharded
+
+        return prepare_sharded(cfg, out, parts)
     steps = build_steps(cfg)
     start = time.perf_counter()
     scan_steps(steps, parts, cfg.progress)  # corpus-wide counts needed before streaming

@@ -179,10 +179,19 @@ class Decontaminate(PipelineStep):
 
     def scan(self, docs: Iterable[Document]) -> None:
         """Count, over the training corpus, the documents holding each evaluation n-gram."""
+        self.set_doc_freq(self.doc_freq(docs))
+
+    def doc_freq(self, docs: Iterable[Document]) -> Counter[tuple[int, int]]:
+        """Documents of ``docs`` holding each evaluation n-gram ``(n, gram hash)``: the part of
+        ``scan`` that shards (tasks count their own documents, the sums are added)."""
         doc_freq: Counter[tuple[int, int]] = Counter()
         for doc in docs:
             hits = self.eval.find(hash_words(normalize_words(doc.text)))
             doc_freq.update({(m, int(g)) for m, _, gs in hits for g in gs})
+        return doc_freq
+
+    def set_doc_freq(self, doc_freq: Counter[tuple[int, int]]) -> None:
+        """Take the corpus-wide document frequencies (from ``doc_freq``, summed over shards)."""
         self.frequent = {key for key, c in doc_freq.items() if c > self.cfg.max_doc_freq}
         by_n: dict[int, list[int]] = {}
         for m, g in doc_freq.keys() - self.frequent:

@@ -235,6 +235,23 @@ class MinHashDedup(PipelineStep):
             self._pending = []
         return self._kept
 
+    def keep(self, sig: np.ndarray) -> list[int]:
+        """The rows of one part's signatures (N, P) to keep; remembers the kept ones.
+
+        The one decision of this step: ``run`` calls it, and so does the sharded pipeline
+        (``data/distributed.py``) on signatures its tasks computed, so both keep the same.
+        """
+        earlier = self._earlier()
+        labels = near_duplicate_clusters(np.concatenate([earlier, sig]), self.cfg)
+        seen = set(labels[: len(earlier)].tolist())  # clusters that already have their copy
+        kept = []
+        for i, label in enumerate(labels[len(earlier):].tolist()):
+            if label not in seen:
+                seen.add(label)
+                kept.append(i)
+        self._kept = np.concatenate([self._kept, sig[kept]])
+        return kept
+
     def run(self, docs: Iterable[Document]) -> Iterator[Document]:
         buffered: list[Document] = []
         shingles: list[np.ndarray] = []
@@ -242,19 +259,11 @@ class MinHashDedup(PipelineStep):
             self.stats.add("in", 1, len(doc.text.encode("utf-8")))
             buffered.append(doc)
             shingles.append(self.hasher.shingles(doc.text))
-        earlier = self._earlier()
-        sig = self.hasher.signatures(shingles)  # (N, P)
-        labels = near_duplicate_clusters(np.concatenate([earlier, sig]), self.cfg)
-        seen = set(labels[: len(earlier)].tolist())  # clusters that already have their copy
-        kept = []
-        for i, (doc, label) in enumerate(zip(buffered, labels[len(earlier):].tolist(),
-                                             strict=True)):
+        kept = set(self.keep(self.hasher.signatures(shingles)))  # (N, P) signatures
+        for i, doc in enumerate(buffered):
             nbytes = len(doc.text.encode("utf-8"))
-            if label in seen:
+            if i not in kept:
                 self.stats.add("dropped.near_duplicate", 1, nbytes)
                 continue
-            seen.add(label)
-            kept.append(i)
             self.stats.add("out", 1, nbytes)
             yield doc
-        self._kept = np.concatenate([self._kept, sig[kept]])

@@ -1,0 +1,81 @@
+"""``prepare`` on the whole default corpus: inprocess vs datatrove ``local`` with 1, 2, 4 tasks.
+
+For each configuration, in a fresh output directory: wall time, docs/s and MB/s (raw input
+documents and bytes read, over the whole ``prepare`` incl. the mixture and n-gram index), the
+per-stage times of the sharded runs (from datatrove's per-task stats), and whether the corpus
+is the same as the in-process one: byte-identical ``documents-*.jsonl`` and equal drop counts
+per step and reason (the MinHash clusters included, kept member = first in input order).
+
+Usage:  python benchmarks/prepare_executors.py [--repeats 2] [--tasks 1 2 4] [--workers 2]
+        [--out /tmp/prep-bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+from scalinglab.data.pipeline import PrepareConfig, prepare
+from scalinglab.data.sources import SourceConfig, SourceKind
+
+
+def run(out: Path, **kw) -> tuple[float, dict]:
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = PrepareConfig(sources=[SourceConfig(kind=SourceKind.default)], out=str(out),
+                        progress=False).merge(kw)
+    start = time.perf_counter()
+    stats = prepare(cfg)
+    return time.perf_counter() - start, stats
+
+
+def stage_times(out: Path) -> str:
+    """Wall time per stage: from datatrove's per-task stats, the slowest task of each."""
+    parts = []
+    for stage in ("filter", "dedup", "finish", "mixture"):
+        files = sorted((out / "tasks" / stage / "stats").glob("*.json"))
+        secs = [sum(s["time_stats"]["total"] for s in json.loads(f.read_text())) for f in files]
+        parts.append(f"{stage} {max(secs):.1f}s" if secs else f"{stage} -")
+    return ", ".join(parts)
+
+
+def same(a: Path, b: Path, sa: dict, sb: dict) -> bool:
+    docs = sorted(p.name for p in a.glob("documents-*.jsonl"))
+    if docs != sorted(p.name for p in b.glob("documents-*.jsonl")):
+        return False
+    return all((a / n).read_bytes() == (b / n).read_bytes() for n in docs) and all(
+        sa.get(k) == sb.get(k) for k in ("sources", "steps", "clean", "mixture", "output"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--tasks", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--workers", type=int, default=2, help="tasks running at once (cores)")
+    ap.add_argument("--out", default="/tmp/prep-bench")
+    args = ap.parse_args()
+    root = Path(args.out)
+    configs = [("inprocess", {})] + [(f"local tasks={t}", {"executor": "local", "tasks": t,
+                                                           "workers": min(t, args.workers)})
+                                     for t in args.tasks]
+    ref = None
+    for rep in range(args.repeats):
+        for name, kw in configs:
+            out = root / name.replace(" ", "_").replace("=", "")
+            secs, stats = run(out, **kw)
+            read = [s["counts"] for s in stats["sources"].values()]
+            docs = sum(c.get("read.docs", 0) for c in read)
+            mb = sum(c.get("read.bytes", 0) for c in read) / 1e6
+            if ref is None:
+                ref = (out, stats)
+                shutil.copytree(out, root / "reference", dirs_exist_ok=True)
+            ok = same(root / "reference", out, ref[1], stats)
+            extra = f"  [{stage_times(out)}]" if kw else ""
+            print(f"rep {rep} {name:<16} {secs:7.1f} s {docs / secs:8.1f} docs/s "
+                  f"{mb / secs:6.3f} MB/s  same corpus as inprocess: {ok}{extra}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
