@@ -15,6 +15,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     if ! .venv/bin/python -c "import torch" 2>/dev/null; then
         .venv/bin/python -m pip install -q "torch==${SCALINGLAB_TORCH_VERSION:-2.13.0}"
     fi
-    .venv/bin/python -m pip install -q -e ".[dev,data,eval,slurm,tox]"
+    .venv/bin/python -m pip install -q -e ".[dev,data,eval,slurm,tox,hf,tensorboard,wandb,bias]"
     touch "$stamp"
 fi

@@ -3,9 +3,10 @@ runs): gender/occupation bias and sentiment towards groups (Gopher section 5.2).
 
 from __future__ import annotations
 
-from scalinglab.cli.common import format_count, print_json, print_table
+from scalinglab.cli.common import print_json, print_table
 from scalinglab.cli.toxicity import _plot_path
 from scalinglab.errors import ScalinglabError
+from scalinglab.units import format_count
 
 
 def run(args) -> int:

@@ -3,8 +3,9 @@ fine-tuned accuracy of every run of a study, against model size."""
 
 from __future__ import annotations
 
-from scalinglab.cli.common import format_count, print_json, print_table
+from scalinglab.cli.common import print_json, print_table
 from scalinglab.cli.eval import _ints
+from scalinglab.units import format_count
 
 
 def _f(v) -> str:
