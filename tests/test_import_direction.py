@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1] / "src" / "scalinglab"
 # floor per package (a top-level module is named by its file's stem)
 FLOORS = {
     "errors": 0, "io": 0, "config": 0, "units": 0, "utils": 0,
-    "laws": 1, "model": 1, "tokenizer": 1, "data": 1,
+    "laws": 1, "model": 1, "layout": 1, "tokenizer": 1, "data": 1,
     "train": 2,
     "parallel": 3,
     "eval": 4, "plan": 4, "scaling": 4, "testing": 4, "interop": 4, "adapt": 4,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from scalinglab.cli import main
-from scalinglab.data import pipeline
+from scalinglab.data import corpus, pipeline
 from scalinglab.data.pipeline import PrepareConfig, prepare, read_jsonl_docs
 from scalinglab.data.sources import SourceConfig
 from scalinglab.data.steps.base import PipelineStep
@@ -150,7 +150,7 @@ def test_default_source_weight_is_shared_by_its_sources() -> None:
     cfg = PrepareConfig(sources=[SourceConfig(kind="default", weight=0.5),
                                  SourceConfig(path="x.jsonl", name="web", weight=0.5)])
     clean = {"kjv": {"bytes": 100}, "milton": {"bytes": 300}, "web": {"bytes": 50}}
-    assert pipeline._weights(cfg, clean) == {"web": 0.5, "kjv": 0.125, "milton": 0.375}
+    assert corpus._weights(cfg, clean) == {"web": 0.5, "kjv": 0.125, "milton": 0.375}
 
 
 def test_parallel_workers_give_the_same_corpus(tmp_path: Path) -> None:

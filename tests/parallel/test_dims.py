@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from scalinglab.config import ConfigError
+from scalinglab.layout.config import ParallelConfig, PPSchedule, parse_degrees
 from scalinglab.model.presets import tiny
-from scalinglab.parallel.config import ParallelConfig, PPSchedule, parse_degrees
 from scalinglab.parallel.dims import ParallelDims
 from scalinglab.train.config import TrainConfig
 

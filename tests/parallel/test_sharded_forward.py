@@ -37,7 +37,7 @@ def sharded_run(out: str, layouts: dict[str, dict], variant: list[str] = VARIANT
     from torch.distributed.tensor import DTensor
     from torch.distributed.tensor.parallel import loss_parallel
 
-    from scalinglab.parallel.config import ParallelConfig
+    from scalinglab.layout.config import ParallelConfig
     from scalinglab.parallel.dims import ParallelDims
     from scalinglab.parallel.parallelize import parallelize
 
@@ -96,7 +96,7 @@ def test_grouped_query_attention_under_tensor_parallelism(tmp_path: Path) -> Non
 
 def test_kv_heads_not_divisible_by_tp_is_one_line():
     from scalinglab.config import ConfigError
-    from scalinglab.parallel.config import ParallelConfig
+    from scalinglab.layout.config import ParallelConfig
     from scalinglab.parallel.dims import ParallelDims
 
     pcfg = ParallelConfig(tp=2)

@@ -11,8 +11,8 @@ import shlex
 import pytest
 import yaml
 
+from scalinglab.layout.config import ParallelConfig
 from scalinglab.model.presets import tiny
-from scalinglab.parallel.config import ParallelConfig
 from scalinglab.plan.hardware import get_gpu
 from scalinglab.plan.launch import run_config, torchrun_command
 from scalinglab.plan.layout import Layout, from_parallel, layout_errors, to_parallel

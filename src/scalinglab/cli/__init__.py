@@ -17,7 +17,9 @@ from scalinglab.io import StorageError
 
 STAGES = ["models", "train", "demo", "data", "tokenizer", "plan", "fit", "allocate",
           "predict", "backtest", "eval", "sweep", "report", "toxicity", "finetune",
-          "compare-adaptation", "bias", "export", "import_hf"]
+          "compare-adaptation", "bias", "export", "import"]
+# a stage `a-b` lives in module `a_b`; `import` is a keyword, so its module has another name
+_MODULE = {"import": "import_hf"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
     for stage in STAGES:
-        # a stage `a-b` lives in module `a_b`
-        importlib.import_module(f"scalinglab.cli.{stage.replace('-', '_')}").register(subparsers)
+        module = _MODULE.get(stage, stage.replace("-", "_"))
+        importlib.import_module(f"scalinglab.cli.{module}").register(subparsers)
     return parser
 
 

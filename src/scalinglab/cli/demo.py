@@ -3,7 +3,7 @@
 Default corpus -> prepare -> tokenizer -> shards -> IsoFLOP sweep of the smaller budgets ->
 forecast of the largest budget -> its runs: the forecast optimum vs a model 4x
 larger -> fits with bootstrap and the 8x trust check -> allocation for 10x and 100x
-the largest budget -> report. Re-running resumes (see ``scalinglab.scaling.demo``).
+the largest budget -> report. Re-running resumes (see ``scalinglab.pipeline.demo``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 def run(args) -> int:
     from scalinglab.cli.common import print_json
-    from scalinglab.scaling.demo import DemoConfig, format_summary, run_demo
+    from scalinglab.pipeline.demo import DemoConfig, format_summary, run_demo
 
     cfg = DemoConfig.from_file(args.config) if args.config else DemoConfig()
     cfg = cfg.merge({"out": args.out} if args.out else {}).merge(list(args.overrides))

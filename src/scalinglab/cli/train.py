@@ -29,7 +29,7 @@ def build_config(args) -> TrainConfig:
     cfg = cfg.merge({k: v for k, v in flags.items() if v is not None})
     overrides = list(args.overrides)
     if getattr(args, "parallel", None):
-        from scalinglab.parallel.config import parse_degrees
+        from scalinglab.layout.config import parse_degrees
 
         degrees = parse_degrees(args.parallel)
         overrides = [f"parallel.{k}={v}" for k, v in degrees.items()] + overrides

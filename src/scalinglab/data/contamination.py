@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from scalinglab.data.document import Document
+from scalinglab.data.document import Document, read_jsonl_docs
 from scalinglab.data.ngram_index import NgramIndex
 from scalinglab.data.sources import Part, ReadStats
 from scalinglab.data.steps.base import PipelineStep
@@ -42,7 +42,6 @@ def scan_steps(steps: list[PipelineStep], parts: list[Part], progress: bool = Tr
 
 def finish_corpus(out: Path, steps: list[PipelineStep], build_index: bool) -> dict[str, Any]:
     """Index the finished corpus and report per evaluation set; returns the stats to add."""
-    from scalinglab.data.pipeline import read_jsonl_docs  # the pipeline imports this module
 
     decontam = next((s for s in steps if isinstance(s, Decontaminate)), None)
     if not build_index and decontam is None:

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from scalinglab import io as sio
 from scalinglab.data.document import Document
+from scalinglab.data.sources import SourceConfig, SourceKind
 from scalinglab.errors import ScalinglabError
 from scalinglab.io import atomic_write_bytes
 
@@ -349,8 +350,6 @@ def fetch_default_corpus(cache_dir: str | Path | None = None, *, force: bool = F
 
 def default_corpus_sources(cache_dir: str | Path | None = None):
     """SourceConfigs (one per fetched source, jsonl) of the default corpus, fetching if needed."""
-    from scalinglab.data.sources import SourceConfig, SourceKind
-
     corpus = fetch_default_corpus(cache_dir)
     return [SourceConfig(path=str(corpus.path / f"{name}-*.jsonl"), kind=SourceKind.jsonl,
                          name=name) for name in corpus.manifest["sources"]]

@@ -40,9 +40,18 @@ import numpy as np
 from datatrove.pipeline.base import PipelineStep as DatatroveStep
 
 from scalinglab import io as sio
-from scalinglab.data.document import Document
+from scalinglab.data.contamination import finish_corpus
+from scalinglab.data.corpus import (
+    STATS_FILE,
+    PrepareConfig,
+    build_steps,
+    corpus_parts,
+    summarize,
+    write_mixture,
+)
+from scalinglab.data.document import Document, doc_to_json, read_jsonl_docs
 from scalinglab.data.executors import ExecutorKind, build_executor, run_stage
-from scalinglab.data.sources import Part, ReadStats, list_parts
+from scalinglab.data.sources import Part, ReadStats
 from scalinglab.data.steps.base import StepStats
 from scalinglab.data.steps.decontam import Decontaminate
 from scalinglab.data.steps.dedup import ExactDedup, MinHashDedup, MinHasher
@@ -53,14 +62,12 @@ WORK, TASKS = "work", "tasks"
 KEEP, EXACT, NEAR = 0, 1, 2  # per-document verdict of the dedup stage
 
 
-def _cfg(cfg_dict: dict[str, Any]):
-    from scalinglab.data.pipeline import PrepareConfig  # the pipeline imports this module
-
+def _cfg(cfg_dict: dict[str, Any]) -> PrepareConfig:
     return PrepareConfig.from_dict(cfg_dict)
 
 
 def _parts(cfg) -> list[Part]:
-    return [p for src in cfg.sources for p in list_parts(src)]
+    return corpus_parts(cfg.sources)
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
@@ -140,7 +147,6 @@ class FilterStage(_Stage):
         digests, shingles = [], []
         hasher = MinHasher(cfg.dedup.minhash.num_perm, cfg.dedup.minhash.ngram,
                            cfg.dedup.minhash.seed)
-        from scalinglab.data.pipeline import doc_to_json
 
         for doc in stream:
             writer.write(doc_to_json(doc))
@@ -224,7 +230,6 @@ class FinishStage(_Stage):
     name = "finish"
 
     def part(self, cfg, out: Path, part: Part) -> None:
-        from scalinglab.data.pipeline import doc_to_json, read_jsonl_docs
 
         marker = out / "parts" / f"{part.key}.done.json"
         if marker.exists():
@@ -260,8 +265,6 @@ class MixtureStage(_Stage):
     name = "mixture"
 
     def run(self, data=None, rank: int = 0, world_size: int = 1) -> Iterator:
-        from scalinglab.data.contamination import finish_corpus
-        from scalinglab.data.pipeline import STATS_FILE, build_steps, summarize, write_mixture
 
         cfg = _cfg(self.cfg_dict)
         out, keys = Path(cfg.out), [p.key for p in _parts(cfg)]
@@ -321,7 +324,6 @@ def _docs_read(out: Path) -> int:
 
 def prepare_sharded(cfg, out: Path, parts: list[Part]) -> dict[str, Any]:
     """Run (or launch, on Slurm) the four stages; returns the stats (or what was launched)."""
-    from scalinglab.data.pipeline import STATS_FILE
     from scalinglab.data.steps.decontam import read_eval_set
 
     work = out / WORK

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+from scalinglab import io as sio
 
 
 @dataclasses.dataclass
@@ -21,3 +26,24 @@ class Document:
     id: str
     source: str = "default"
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- JSONL form (CORPUS/*.jsonl)
+
+
+def doc_to_json(doc: Document) -> str:
+    return sio.dumps({"text": doc.text, "id": doc.id, "source": doc.source,
+                       "metadata": doc.metadata}, ensure_ascii=False)
+
+
+def doc_from_json(line: str | bytes) -> Document:
+    d = json.loads(line)
+    return Document(text=d["text"], id=d["id"], source=d.get("source", "default"),
+                    metadata=d.get("metadata", {}))
+
+
+def read_jsonl_docs(path: Path) -> Iterator[Document]:
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                yield doc_from_json(line)

@@ -167,9 +167,9 @@ def list_parts(cfg: SourceConfig) -> list[Part]:
     """The parts of one source, in a fixed order (so part keys are stable across reruns)."""
     name = cfg.resolved_name()
     if cfg.kind == SourceKind.default:
-        from scalinglab.data.default_corpus import default_corpus_sources
-
-        return [p for src in default_corpus_sources(cfg.path or None) for p in list_parts(src)]
+        # default_corpus builds on this module; data.corpus.corpus_parts expands it first
+        raise SourceError(f"source {name!r}: kind=default is expanded into the fetched corpus's "
+                          "sources by scalinglab.data.corpus.corpus_parts, not read directly")
     if cfg.kind == SourceKind.hf or (cfg.kind == SourceKind.auto and _is_hf_dir(cfg.path)):
         return _hf_parts(cfg, name)
     files = expand_paths(cfg.path)

@@ -24,7 +24,8 @@ import numpy as np
 
 from scalinglab import io as sio
 from scalinglab.config import Config
-from scalinglab.data.pipeline import STATS_FILE, read_jsonl_docs
+from scalinglab.data.corpus import STATS_FILE
+from scalinglab.data.document import read_jsonl_docs
 from scalinglab.data.shards import SHARD_TOKENIZER, write_shard
 from scalinglab.errors import ScalinglabError
 from scalinglab.io import AtomicLineWriter, atomic_write_bytes, locked

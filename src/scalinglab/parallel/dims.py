@@ -12,9 +12,9 @@ import dataclasses
 from datetime import timedelta
 
 from scalinglab.config import ConfigError
+from scalinglab.layout.config import ParallelConfig
+from scalinglab.layout.rules import degree_problem, layout_problems, resolved_fsdp
 from scalinglab.model.config import ModelConfig
-from scalinglab.parallel.config import ParallelConfig
-from scalinglab.parallel.rules import degree_problem, layout_problems, resolved_fsdp
 
 AXES = ("pp", "dp", "fsdp", "tp")
 
@@ -52,7 +52,7 @@ class ParallelDims:
     def validate(self, model: ModelConfig, cfg: ParallelConfig, batch_seqs: int,
                  micro_batch: int, seq_len: int) -> None:
         """Check the layout against the model and the batch; one-line errors naming fields
-        (the rules of :mod:`scalinglab.parallel.rules`, which the planner applies too).
+        (the rules of :mod:`scalinglab.layout.rules`, which the planner applies too).
 
         Args:
             model: the model to be split.

@@ -22,9 +22,9 @@ from torch.utils.checkpoint import (
     create_selective_checkpoint_contexts,
 )
 
+from scalinglab.layout.config import ACMode, ParallelConfig
 from scalinglab.model.config import ModelConfig
 from scalinglab.model.transformer import Transformer
-from scalinglab.parallel.config import ACMode, ParallelConfig
 from scalinglab.parallel.dims import ParallelDims
 from scalinglab.parallel.fsdp import apply_ddp, apply_fsdp, mixed_precision
 from scalinglab.parallel.pp import StageView, split_stage, stage_ids

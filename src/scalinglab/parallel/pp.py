@@ -22,7 +22,7 @@ from torch.distributed.pipelining import (
     ScheduleInterleaved1F1B,
 )
 
-from scalinglab.parallel.config import PPSchedule
+from scalinglab.layout.config import PPSchedule
 
 
 def stage_ids(pp_rank: int, pp: int, stages_per_rank: int) -> list[int]:

@@ -14,9 +14,9 @@ import shlex
 from pathlib import Path
 
 from scalinglab.io import atomic_write_text
+from scalinglab.layout.config import ParallelConfig
 from scalinglab.model.config import ModelConfig
 from scalinglab.model.presets import PRESETS, get_preset
-from scalinglab.parallel.config import ParallelConfig
 from scalinglab.plan.hardware import GPUSpec
 from scalinglab.plan.layout import Layout, run_overrides, to_parallel
 from scalinglab.train.config import TrainConfig

@@ -12,9 +12,9 @@ import dataclasses
 import enum
 
 from scalinglab.config import Config, ConfigError
+from scalinglab.layout.config import ACMode, ParallelConfig, PPSchedule
+from scalinglab.layout.rules import layout_problems, resolved_fsdp
 from scalinglab.model.config import ModelConfig
-from scalinglab.parallel.config import ACMode, ParallelConfig, PPSchedule
-from scalinglab.parallel.rules import layout_problems, resolved_fsdp
 from scalinglab.plan.hardware import GPUSpec
 
 
@@ -133,7 +133,7 @@ def run_overrides(cfg: ModelConfig, layout: Layout) -> dict[str, object]:
 def layout_errors(layout: Layout, cfg: ModelConfig, gpu: GPUSpec,
                   gpus: int | None = None, seq_len: int = 0) -> list[str]:
     """Every rule ``layout`` breaks for model ``cfg`` on ``gpu`` (empty when valid): the
-    planner's own (GPU count, node size) and the trainer's (:mod:`scalinglab.parallel.rules`,
+    planner's own (GPU count, node size) and the trainer's (:mod:`scalinglab.layout.rules`,
     the words ``scalinglab train --dry-run`` uses)."""
     errs = []
     for name in ("tp", "pp", "dp", "micro_batch", "global_batch", "virtual_stages"):

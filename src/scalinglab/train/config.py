@@ -6,9 +6,9 @@ import dataclasses
 import enum
 
 from scalinglab.config import Config, ConfigError
+from scalinglab.layout.config import ParallelConfig
 from scalinglab.model.accounting import FlopConvention
 from scalinglab.model.config import ModelConfig
-from scalinglab.parallel.config import ParallelConfig
 
 
 class NanPolicy(enum.StrEnum):

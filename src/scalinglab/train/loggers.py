@@ -21,13 +21,10 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from scalinglab.config import ConfigError
-from scalinglab.train.callbacks import Callback
-
-if TYPE_CHECKING:
-    from scalinglab.train.trainer import Trainer
+from scalinglab.train.callbacks import Callback, TrainerView
 
 BACKENDS = ("jsonl", "tensorboard", "wandb")
 
@@ -102,19 +99,19 @@ class LoggerCallback(Callback):
         self.backends = backends
         self.loggers: list[Any] = []
 
-    def on_start(self, trainer: Trainer, resume_step: int | None) -> None:
+    def on_start(self, trainer: TrainerView, resume_step: int | None) -> None:
         for name in self.backends:
             if name == "tensorboard":
                 self.loggers.append(TensorBoardLogger(trainer.run_dir, resume_step))
             else:
                 self.loggers.append(WandbLogger(trainer.run_dir, trainer.cfg.as_dict()))
 
-    def post_step(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+    def post_step(self, trainer: TrainerView, metrics: dict[str, Any]) -> None:
         values = scalars(metrics)
         for logger in self.loggers:
             logger.log(int(metrics["step"]), values)
 
-    def on_end(self, trainer: Trainer, summary: dict[str, Any]) -> None:
+    def on_end(self, trainer: TrainerView, summary: dict[str, Any]) -> None:
         for logger in self.loggers:
             logger.close()
         self.loggers = []

@@ -68,7 +68,7 @@ def balanced_examples(by_source: dict[str, list[str]], sources: list[str], cap: 
 
 def training_docs(val_docs_path: Path) -> list[dict]:
     """The documents the run trained on: the shards' corpus minus the held-out documents."""
-    from scalinglab.data.pipeline import read_jsonl_docs
+    from scalinglab.data.document import read_jsonl_docs
     from scalinglab.data.tokenize import corpus_files
 
     shards = val_docs_path.parent

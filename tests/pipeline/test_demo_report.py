@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from scalinglab.cli import main
-from scalinglab.scaling.demo import DemoConfig, format_summary, run_demo
+from scalinglab.pipeline.demo import DemoConfig, format_summary, run_demo
 from scalinglab.scaling.study import read_study_csv
 
 
@@ -107,8 +107,8 @@ def test_eval_results_headline_metrics():
 def test_demo_eval_stage_scores_every_run(tmp_path):
     """With held-out documents beside the shards, every finished run gets a results.json and
     the report plots downstream scores against compute."""
+    from scalinglab.pipeline.demo import eval_stage
     from scalinglab.report import write_report
-    from scalinglab.scaling.demo import eval_stage
     from scalinglab.scaling.study import run_dir
 
     cfg = tiny_demo(tmp_path)

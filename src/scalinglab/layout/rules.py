@@ -8,8 +8,8 @@ its ``Layout`` into a ``ParallelConfig`` first (``scalinglab.plan.launch.to_para
 
 from __future__ import annotations
 
+from scalinglab.layout.config import ParallelConfig, PPSchedule
 from scalinglab.model.config import ModelConfig, PositionType
-from scalinglab.parallel.config import ParallelConfig, PPSchedule
 
 
 def resolved_fsdp(cfg: ParallelConfig, world_size: int) -> int:
