@@ -25,6 +25,8 @@ CASES = {
     "gpt2-untied-nobias": ({**GPT2, "tie_embeddings": False, "bias": False}, "GPT2LMHeadModel"),
     "llama-tied": ({**LLAMA, "bias": False}, "LlamaForCausalLM"),
     "llama-untied-bias": ({**LLAMA, "tie_embeddings": False, "bias": True}, "LlamaForCausalLM"),
+    "llama-gqa": ({**LLAMA, "n_kv_heads": 2}, "LlamaForCausalLM"),
+    "llama-mqa": ({**LLAMA, "n_kv_heads": 1, "tie_embeddings": False}, "LlamaForCausalLM"),
 }
 
 
@@ -68,6 +70,8 @@ def test_export_loads_with_stock_classes_and_matches_logits(tmp_path, case):
     hf = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
     assert type(hf).__name__ == arch
     assert hf.config.tie_word_embeddings == model.config.tie_embeddings
+    assert getattr(hf.config, "num_key_value_heads", hf.config.num_attention_heads) == \
+        model.config.kv_heads
     if model.config.tie_embeddings:
         assert hf.lm_head.weight.data_ptr() == hf.get_input_embeddings().weight.data_ptr()
     tokens = torch.randint(0, 257, (4, 48), generator=torch.Generator().manual_seed(3))
@@ -150,6 +154,13 @@ def test_variant_without_equivalent_is_one_line(tmp_path, capsys, variant, words
     assert "\n" not in err and words in err
     assert "supported: llama (rmsnorm+rotary+swiglu); gpt2 (layernorm+learned+gelu)" in err
     assert not (tmp_path / "hf").exists()
+
+
+def test_grouped_query_attention_has_no_gpt2_layout(tmp_path, capsys):
+    run, _ = make_run(tmp_path, {**GPT2, "n_kv_heads": 2})
+    assert main(["export", str(run), "--to", "hf", "--out", str(tmp_path / "hf")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "gpt2 layout has no grouped-query attention" in err
 
 
 def test_missing_run_is_one_line(tmp_path, capsys):

@@ -42,11 +42,6 @@ class Layout:
     model_config: Callable[[dict], dict]
 
 
-def n_kv_heads(cfg: ModelConfig) -> int:
-    """Key/value heads: ``n_kv_heads`` where the config has grouped-query attention."""
-    return getattr(cfg, "n_kv_heads", None) or cfg.n_heads
-
-
 # ----------------------------------------------------------------------------- llama
 
 
@@ -79,7 +74,7 @@ def _llama_permute(cfg: ModelConfig, name: str, w: torch.Tensor, fn) -> torch.Te
     if ".attention.wq." in name:
         return fn(w, cfg.n_heads)
     if ".attention.wk." in name:
-        return fn(w, n_kv_heads(cfg))
+        return fn(w, cfg.kv_heads)
     return w
 
 
@@ -96,7 +91,7 @@ def llama_config(cfg: ModelConfig) -> dict:
     return {
         "model_type": "llama", "vocab_size": cfg.vocab_size, "hidden_size": cfg.d_model,
         "intermediate_size": cfg.ff_dim, "num_hidden_layers": cfg.n_layers,
-        "num_attention_heads": cfg.n_heads, "num_key_value_heads": n_kv_heads(cfg),
+        "num_attention_heads": cfg.n_heads, "num_key_value_heads": cfg.kv_heads,
         "head_dim": cfg.head_dim, "hidden_act": "silu", "max_position_embeddings": cfg.max_seq_len,
         "rms_norm_eps": cfg.norm_eps, "tie_word_embeddings": cfg.tie_embeddings,
         "rope_theta": cfg.rope_theta,
@@ -127,11 +122,7 @@ def llama_model_config(hf: dict) -> dict:
            "rope_theta": float(rope.get("rope_theta", 10000.0))}
     kv = hf.get("num_key_value_heads") or heads
     if kv != heads:
-        if "n_kv_heads" not in {f.name for f in dataclasses.fields(ModelConfig)}:
-            raise LayoutError(f"num_key_value_heads={kv} != num_attention_heads="
-                              f"{heads} (grouped-query attention) is not supported by this "
-                              "scalinglab version")
-        out["n_kv_heads"] = kv
+        out["n_kv_heads"] = kv  # grouped-query (1: multi-query) attention
     return out
 
 
@@ -248,6 +239,10 @@ def layout_for(cfg: ModelConfig) -> Layout:
     variant = (cfg.norm, cfg.position, cfg.mlp)
     for lay in LAYOUTS.values():
         if lay.variants == variant:
+            if lay.name == "gpt2" and cfg.kv_heads != cfg.n_heads:
+                raise LayoutError(f"gpt2 layout has no grouped-query attention, got "
+                                  f"n_kv_heads={cfg.kv_heads} for n_heads={cfg.n_heads}; "
+                                  "use the llama layout (RMSNorm + rotary + SwiGLU)")
             if lay.name == "gpt2" and cfg.attn_dim != cfg.d_model:
                 raise LayoutError(f"gpt2 layout needs n_heads * d_head == d_model, got "
                                   f"{cfg.n_heads} * {cfg.head_dim} != {cfg.d_model}")
