@@ -4,6 +4,7 @@ and Hugging Face's LlamaAttention)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -32,7 +33,9 @@ def _randomise(model: torch.nn.Module, seed: int = 1) -> None:
 
 
 def test_default_is_multi_head_and_kv_heads_must_divide_heads():
-    assert ModelConfig(n_heads=4).n_kv_heads == 4
+    assert ModelConfig(n_heads=4).kv_heads == 4
+    # left unresolved, so a shape derived with replace() stays multi-head (the planner does so)
+    assert dataclasses.replace(ModelConfig(n_heads=4), n_heads=8, d_head=8).kv_heads == 8
     assert ModelConfig(n_heads=4, n_kv_heads=1).kv_dim == 16
     with pytest.raises(ConfigError, match=r"n_kv_heads=3 must divide n_heads=4"):
         ModelConfig(n_heads=4, n_kv_heads=3)
@@ -41,7 +44,7 @@ def test_default_is_multi_head_and_kv_heads_must_divide_heads():
 
 
 def test_overriding_heads_keeps_multi_head_multi_head_and_grouped_grouped():
-    assert tiny().merge(["n_heads=8"]).n_kv_heads == 8  # was derived (= n_heads): follows
+    assert tiny().merge(["n_heads=8"]).kv_heads == 8  # was derived (= n_heads): follows
     grouped = tiny().merge({"n_kv_heads": 2})
     assert grouped.merge(["n_heads=8"]).n_kv_heads == 2  # set explicitly: kept
     with pytest.raises(ConfigError, match="must divide"):
@@ -51,7 +54,7 @@ def test_overriding_heads_keeps_multi_head_multi_head_and_grouped_grouped():
 def test_old_configs_without_the_field_read_as_multi_head():
     data = tiny().as_dict()
     del data["n_kv_heads"]
-    assert ModelConfig.from_dict(data).n_kv_heads == tiny().n_heads
+    assert ModelConfig.from_dict(data).kv_heads == tiny().n_heads
 
 
 @pytest.mark.parametrize("kv", [1, 2, 3, 6])

@@ -82,7 +82,8 @@ def test_report_without_fits_or_runs_degrades(tmp_path, shards):
     """A study with a failed run and no fits.json still renders, with notes."""
     from scalinglab.report import write_report
     from scalinglab.scaling.launch import record_failure
-    from scalinglab.scaling.sweep import SweepConfig, load_plan, plan_study
+    from scalinglab.scaling.study_dir import load_plan, plan_study
+    from scalinglab.scaling.sweep_config import SweepConfig
 
     study = tmp_path / "s"
     plan_study(study, SweepConfig().merge({"data": str(shards), "seq_len": 32,

@@ -15,7 +15,8 @@ from scalinglab.scaling.study import (
     run_dir,
     run_status,
 )
-from scalinglab.scaling.sweep import load_plan, load_sweep_config, params_of
+from scalinglab.scaling.study_dir import load_plan, load_sweep_config
+from scalinglab.scaling.sweep import params_of
 from tests.scaling.test_launch import tiny_study
 
 

@@ -20,13 +20,9 @@ from scalinglab.io import LockedError
 from scalinglab.scaling import launch
 from scalinglab.scaling.launch import run_sweep, submit_slurm
 from scalinglab.scaling.study import STUDY_COLUMNS, read_study_csv, run_dir, run_status
-from scalinglab.scaling.sweep import (
-    SlurmConfig,
-    SweepConfig,
-    load_plan,
-    params_of,
-    plan_study,
-)
+from scalinglab.scaling.study_dir import load_plan, plan_study
+from scalinglab.scaling.sweep import params_of
+from scalinglab.scaling.sweep_config import SlurmConfig, SweepConfig
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 

@@ -14,18 +14,15 @@ from scalinglab.cli import main
 from scalinglab.config import ConfigError
 from scalinglab.model.accounting import count_params
 from scalinglab.scaling.study import extend_brackets, run_dir
+from scalinglab.scaling.study_dir import load_plan, plan_study
 from scalinglab.scaling.sweep import (
-    BatchRule,
-    LRRule,
-    SweepConfig,
     flops_per_token,
-    load_plan,
     model_for,
     params_of,
-    plan_study,
     predicted_optimum,
     resolve_config,
 )
+from scalinglab.scaling.sweep_config import BatchRule, LRRule, SweepConfig
 from scalinglab.train.config import TrainConfig
 from scalinglab.train.trainer import plan_run
 
@@ -205,14 +202,9 @@ def test_cli_plan_and_status(shards, tmp_path, capsys):
 
 
 def test_add_runs_plans_a_run_asked_for_twice_once(tmp_path, shards):
-    from scalinglab.scaling.sweep import (
-        SweepConfig,
-        add_runs,
-        load_plan,
-        load_sweep_config,
-        plan_study,
-        resolve_config,
-    )
+    from scalinglab.scaling.study_dir import add_runs, load_plan, load_sweep_config, plan_study
+    from scalinglab.scaling.sweep import resolve_config
+    from scalinglab.scaling.sweep_config import SweepConfig
 
     study = tmp_path / "s"
     cfg = SweepConfig().merge({"data": str(shards), "seq_len": 32, "isoflop.budgets": [8e9]})

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from scalinglab.cli.common import print_json, print_table
-from scalinglab.scaling.sweep import RunSpec, SweepConfig, load_plan, plan_study
+from scalinglab.scaling.study_dir import load_plan, plan_study
+from scalinglab.scaling.sweep_config import RunSpec, SweepConfig
 from scalinglab.units import format_count
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import lm_eval.models  # noqa: F401  (see below)
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 from tqdm import tqdm
@@ -29,6 +30,9 @@ from scalinglab.eval.scoring import Scorer
 from scalinglab.eval.tokenizer import load_tokenizer, tokenizer_for_run
 
 DEFAULT_MAX_GEN_TOKS = 256
+# lm-eval registers its own models (hf, vllm...) lazily, only while its registry is empty:
+# registering ours into an empty registry would hide them for the rest of the process, so
+# `lm_eval.models` is imported first (measured: `--model hf` was unknown after our import).
 
 
 @register_model("scalinglab")

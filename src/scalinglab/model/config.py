@@ -84,8 +84,6 @@ class ModelConfig(Config):
                     f"n_heads={self.n_heads}; set d_head explicitly"
                 )
             self.d_head = self.d_model // self.n_heads
-        if self.n_kv_heads is None:
-            self.n_kv_heads = self.n_heads
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
         self.validate()
@@ -94,6 +92,8 @@ class ModelConfig(Config):
         for name in ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_head", "d_ff",
                      "vocab_size", "max_seq_len"):
             value = getattr(self, name)
+            if name == "n_kv_heads" and value is None:
+                continue  # as many as n_heads, whatever n_heads becomes (dataclasses.replace)
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
         if self.n_heads % self.kv_heads:
@@ -125,8 +125,9 @@ class ModelConfig(Config):
 
     @property
     def kv_heads(self) -> int:
-        assert self.n_kv_heads is not None
-        return self.n_kv_heads
+        """Key/value heads; ``n_kv_heads=None`` (multi-head attention) is left unresolved so
+        that a shape derived with ``dataclasses.replace(n_heads=...)`` stays multi-head."""
+        return self.n_kv_heads or self.n_heads
 
     @property
     def attn_dim(self) -> int:
@@ -142,9 +143,9 @@ class ModelConfig(Config):
 def rederived_keys(model: ModelConfig, keys: set[str], prefix: str = "model.") -> list[str]:
     """The derived sizes to reset (to None, derived again) after overriding ``keys``.
 
-    A preset's ``d_head`` (d_model / n_heads), ``n_kv_heads`` (n_heads) and ``d_ff``
-    (4 d_model) are stored resolved; when ``d_model`` or ``n_heads`` is overridden (keys named
-    with ``prefix``) and they were the derived values, they are derived again, so ``n_heads=3``
+    A preset's ``d_head`` (d_model / n_heads) and ``d_ff`` (4 d_model) are stored resolved
+    (``n_kv_heads`` too when a file spells it out); when ``d_model`` or ``n_heads`` is
+    overridden (keys named with ``prefix``) and they were the derived values, they are derived again, so ``n_heads=3``
     on a width-64 model is reported as inconsistent instead of silently keeping heads of 16 (a
     48-wide attention), and ``n_heads=8`` on a multi-head model stays multi-head. A grouped
     model's ``n_kv_heads`` is kept (``n_heads=16`` on Llama 3 8B keeps its 8 KV heads).

@@ -200,7 +200,7 @@ def train_demo_tokenizer(corpus: Path, out: Path, vocab_size: int) -> None:
 
 
 def sweep_config(cfg: DemoConfig, shards: Path):
-    from scalinglab.scaling.sweep import SweepConfig
+    from scalinglab.scaling.sweep_config import SweepConfig
 
     return SweepConfig().merge({
         "data": str(shards), "seq_len": cfg.seq_len, "flop_convention": cfg.flop_convention,
@@ -227,7 +227,7 @@ def run_sweep_stage(cfg: DemoConfig, study: Path, shards: Path):
     finishes pending runs: bracketing again would judge grids that now hold the comparison."""
     from scalinglab.scaling.launch import run_sweep
     from scalinglab.scaling.study import read_json
-    from scalinglab.scaling.sweep import plan_study
+    from scalinglab.scaling.study_dir import plan_study
 
     done = read_json(study / SWEEP_DONE)
     if done is not None:
@@ -282,7 +282,7 @@ def comparison_stage(cfg: DemoConfig, study: Path, forecast: dict[str, Any]) -> 
     """
     from scalinglab.scaling.launch import run_sweep
     from scalinglab.scaling.study import read_json
-    from scalinglab.scaling.sweep import load_plan
+    from scalinglab.scaling.study_dir import load_plan
 
     planned = read_json(study / COMPARISON_PLAN)
     if planned is None:
@@ -297,7 +297,8 @@ def comparison_stage(cfg: DemoConfig, study: Path, forecast: dict[str, Any]) -> 
 
 def plan_comparison(cfg: DemoConfig, study: Path, n_opt: float) -> dict[str, Any]:
     """Add the largest budget's grid around ``n_opt`` and the 4x larger model to the plan."""
-    from scalinglab.scaling.sweep import add_runs, isoflop_run, load_sweep_config, resolve_config
+    from scalinglab.scaling.study_dir import add_runs, load_sweep_config
+    from scalinglab.scaling.sweep import isoflop_run, resolve_config
 
     scfg = resolve_config(load_sweep_config(study))
     budget = max(cfg.budgets)

@@ -38,13 +38,8 @@ from scalinglab.scaling.study import (
     run_status,
     write_study_csv,
 )
-from scalinglab.scaling.sweep import (
-    RunSpec,
-    SlurmConfig,
-    SweepConfig,
-    load_plan,
-    load_sweep_config,
-)
+from scalinglab.scaling.study_dir import load_plan, load_sweep_config
+from scalinglab.scaling.sweep_config import RunSpec, SlurmConfig, SweepConfig
 
 LAUNCHERS = ("local", "slurm")
 

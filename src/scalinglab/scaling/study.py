@@ -20,15 +20,9 @@ from typing import Any
 
 from scalinglab.io import atomic_write_text
 from scalinglab.model.accounting import all_conventions, count_params
-from scalinglab.scaling.sweep import (
-    RunSpec,
-    SweepConfig,
-    add_runs,
-    isoflop_run,
-    load_plan,
-    load_sweep_config,
-    params_of,
-)
+from scalinglab.scaling.study_dir import add_runs, load_plan, load_sweep_config
+from scalinglab.scaling.sweep import isoflop_run, params_of
+from scalinglab.scaling.sweep_config import RunSpec, SweepConfig
 
 STUDY_COLUMNS = [
     "run_id", "kind", "budget", "n_layers", "d_model", "n_heads", "params_non_embedding",
