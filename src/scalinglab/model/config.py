@@ -146,9 +146,10 @@ def rederived_keys(model: ModelConfig, keys: set[str], prefix: str = "model.") -
     A preset's ``d_head`` (d_model / n_heads) and ``d_ff`` (4 d_model) are stored resolved
     (``n_kv_heads`` too when a file spells it out); when ``d_model`` or ``n_heads`` is
     overridden (keys named with ``prefix``) and they were the derived values, they are
-    derived again, so ``n_heads=3`` on a width-64 model is reported as inconsistent instead of silently keeping heads of 16 (a
-    48-wide attention), and ``n_heads=8`` on a multi-head model stays multi-head. A grouped
-    model's ``n_kv_heads`` is kept (``n_heads=16`` on Llama 3 8B keeps its 8 KV heads).
+    derived again, so ``n_heads=3`` on a width-64 model is reported as inconsistent instead
+    of silently keeping heads of 16 (a 48-wide attention), and ``n_heads=8`` on a multi-head
+    model stays multi-head. A grouped model's ``n_kv_heads`` is kept (``n_heads=16`` on
+    Llama 3 8B keeps its 8 KV heads).
     """
     extra = []
     if f"{prefix}n_heads" in keys and f"{prefix}n_kv_heads" not in keys and \
