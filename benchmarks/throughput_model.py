@@ -19,29 +19,12 @@ Sources:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 
-from scalinglab.model.config import MLPType, ModelConfig, NormType, PositionType
 from scalinglab.model.presets import get_preset
 from scalinglab.plan.hardware import get_gpu
 from scalinglab.plan.layout import Layout, Recompute
 from scalinglab.plan.timing import EfficiencyConfig, estimate_iteration
-
-
-def llama3(n_layers: int, d_model: int, n_heads: int, d_ff: int) -> ModelConfig:
-    """A Llama 3 shape (8 KV heads). NOTE: until ModelConfig has ``n_kv_heads`` (grouped-query
-    attention, another change), the attribute is set on the instance; the planner's GEMM
-    shapes read it with getattr."""
-    cfg = ModelConfig(n_layers=n_layers, d_model=d_model, n_heads=n_heads, d_ff=d_ff,
-                      vocab_size=128256, max_seq_len=8192, norm=NormType.rmsnorm,
-                      position=PositionType.rotary, mlp=MLPType.swiglu, tie_embeddings=False,
-                      bias=False)
-    if not hasattr(cfg, "n_kv_heads"):
-        object.__setattr__(cfg, "n_kv_heads", 8)
-    else:
-        cfg = dataclasses.replace(cfg, n_kv_heads=8)
-    return cfg
 
 
 def cases() -> list[dict]:
@@ -54,7 +37,7 @@ def cases() -> list[dict]:
         out.append(dict(name=f"MT-NLG 530B, {nodes} nodes", model=mtnlg, gpu="a100-80gb",
                         layout=layout, seq=2048, compiled=False, published=seconds,
                         unit="s/iter"))
-    l8 = llama3(32, 4096, 32, 14336)
+    l8 = get_preset("llama3-8b")  # Llama 3.1 8B has the same shape
     for compiled, tps in ((False, 5762), (True, 6667)):
         layout = Layout(dp=8, zero_stage=3, micro_batch=2, global_batch=16,
                         recompute=Recompute.selective)
@@ -65,7 +48,7 @@ def cases() -> list[dict]:
                     recompute=Recompute.selective)
     out.append(dict(name="torchtitan 8B, 64 A100", model=l8, gpu="a100-80gb", layout=layout,
                     seq=8192, compiled=False, published=2973, unit="tok/s/GPU"))
-    l70 = llama3(80, 8192, 64, 28672)
+    l70 = get_preset("llama3-70b")
     layout = Layout(dp=64, zero_stage=3, micro_batch=1, global_batch=64,
                     recompute=Recompute.full)
     out.append(dict(name="torchtitan 70B, 64 A100", model=l70, gpu="a100-80gb",

@@ -54,7 +54,7 @@ def _tp_problems(model: ModelConfig, cfg: ParallelConfig, seq_len: int) -> list[
     if cfg.tp == 1:
         return []
     # NOTE: getattr: n_kv_heads (grouped-query attention) may not exist in every ModelConfig.
-    kv_heads = getattr(model, "n_kv_heads", None) or model.n_heads
+    kv_heads = model.kv_heads
     sizes = (("model.n_heads", model.n_heads), ("model.n_kv_heads", kv_heads),
              ("model.d_ff", model.ff_dim), ("model.vocab_size", model.vocab_size),
              ("seq_len", seq_len))

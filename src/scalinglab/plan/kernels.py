@@ -66,7 +66,7 @@ def train_gemm_seconds(m: int, n: int, k: int, gpu: GPUSpec) -> tuple[float, flo
 def layer_gemms(cfg: ModelConfig, tokens: int, tp: int) -> list[tuple[int, int, int]]:
     """(M, N, K) of one layer's forward GEMMs on one GPU after tensor parallelism."""
     h, d_head = cfg.d_model, cfg.head_dim
-    kv_heads = getattr(cfg, "n_kv_heads", None) or cfg.n_heads  # grouped-query attention
+    kv_heads = cfg.kv_heads  # grouped-query attention
     q, kv, f = cfg.n_heads * d_head // tp, kv_heads * d_head // tp, cfg.ff_dim // tp
     gemms = [(tokens, q, h), (tokens, kv, h), (tokens, kv, h), (tokens, h, q)]
     ups = 2 if cfg.mlp == MLPType.swiglu else 1
