@@ -285,6 +285,16 @@ class JsonlWriter:
             self._fh.close()
 
 
+def read_json_or_none(path: str | Path) -> dict[str, Any] | None:
+    """An earlier result file, if it is readable JSON holding an object; else None (a stage
+    that resumes from it simply redoes what it cannot read)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def read_json_object(path: str | Path, what: str = "file",
                      error: type[ScalinglabError] = ScalinglabError) -> dict[str, Any]:
     """The JSON object in ``path``; one-line ``error`` for unreadable, torn or non-object

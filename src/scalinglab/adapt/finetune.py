@@ -27,12 +27,12 @@ from scalinglab.config import Config, ConfigError
 from scalinglab.errors import ScalinglabError
 from scalinglab.eval.api import heldout_for, model_id
 from scalinglab.eval.fewshot import render_requests
-from scalinglab.eval.model_io import load_eval_model, run_dir_of
+from scalinglab.eval.model_io import load_model_and_tokenizer
 from scalinglab.eval.runner import score_task, summarize, task_key
 from scalinglab.eval.scoring import Scorer, encode_group
 from scalinglab.eval.tasks import Example, Task, TaskSpec, TaskType, resolve_task
-from scalinglab.eval.tokenizer import Tokenizer, load_tokenizer, tokenizer_for_run
-from scalinglab.io import atomic_write_json, read_json_object
+from scalinglab.eval.tokenizer import Tokenizer
+from scalinglab.io import atomic_write_json, read_json_object, read_json_or_none
 from scalinglab.train import checkpoint as ckpt
 from scalinglab.train.callbacks import (
     Callback,
@@ -207,16 +207,10 @@ def finetune(run: str | Path, task_arg: str, out: str | Path, cfg: FinetuneConfi
     """
     cfg = cfg or FinetuneConfig()
     out = Path(out)
-    run_dir = run_dir_of(run)
-    net = load_eval_model(run)
-    vocab = net.config.vocab_size
-    tok = load_tokenizer(tokenizer) if tokenizer else tokenizer_for_run(run_dir, vocab)
-    if tok.vocab_size > net.config.vocab_size:
-        raise ScalinglabError(f"tokenizer has {tok.vocab_size} ids but the model only "
-                              f"{net.config.vocab_size}")
+    run_dir, net, tok = load_model_and_tokenizer(run, tokenizer)
     task = load_for_finetune(task_arg, run_dir, heldout, cfg.seed)
     key = _key(model_id(run), task_key(task, cfg.seed), cfg)
-    previous = _previous(out / RESULTS)
+    previous = read_json_or_none(out / RESULTS)
     if previous and previous.get("key") == key:
         return previous, out / RESULTS
     train = task.train[: cfg.max_train or None]
@@ -263,9 +257,3 @@ def _key(run_id: str, tkey: str, cfg: FinetuneConfig) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _previous(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None

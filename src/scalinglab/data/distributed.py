@@ -49,7 +49,7 @@ from scalinglab.data.corpus import (
     summarize,
     write_mixture,
 )
-from scalinglab.data.document import Document, doc_to_json, read_jsonl_docs
+from scalinglab.data.document import Document, doc_to_json, read_jsonl_docs, write_jsonl_docs
 from scalinglab.data.executors import ExecutorKind, build_executor, run_stage
 from scalinglab.data.sources import Part, ReadStats
 from scalinglab.data.steps.base import StepStats
@@ -243,13 +243,7 @@ class FinishStage(_Stage):
         decontam = _decontam(cfg, work, with_counts=True)
         if decontam is not None:
             stream = decontam.run(stream)
-        writer = AtomicLineWriter(out / "parts" / f"{part.key}.jsonl")
-        kept = Counter()
-        for doc in stream:
-            writer.write(doc_to_json(doc))
-            kept["docs"] += 1
-            kept["bytes"] += len(doc.text.encode("utf-8"))
-        writer.commit()
+        kept = write_jsonl_docs(out / "parts" / f"{part.key}.jsonl", stream)
         if decontam is not None:
             steps.append({"name": decontam.name, "stats": decontam.stats.as_dict()})
         _json(marker, {"source": part.source, "label": part.label, "read": info["read"],

@@ -47,3 +47,16 @@ def read_jsonl_docs(path: Path) -> Iterator[Document]:
         for line in f:
             if line.strip():
                 yield doc_from_json(line)
+
+
+def write_jsonl_docs(path: Path, docs: Iterator[Document]) -> dict[str, int]:
+    """Write ``docs`` to ``path`` atomically (all or nothing); returns {"docs", "bytes"} (UTF-8
+    text bytes), the counts a part's completion marker records."""
+    writer = sio.AtomicLineWriter(path)
+    kept = {"docs": 0, "bytes": 0}
+    for doc in docs:
+        writer.write(doc_to_json(doc))
+        kept["docs"] += 1
+        kept["bytes"] += len(doc.text.encode("utf-8"))
+    writer.commit()
+    return kept

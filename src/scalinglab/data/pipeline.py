@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import as_completed as futures_as_completed
 from pathlib import Path
@@ -48,13 +47,12 @@ from scalinglab.data.corpus import (
     summarize,
     write_mixture,
 )
-from scalinglab.data.document import Document, doc_to_json, read_jsonl_docs
+from scalinglab.data.document import Document, read_jsonl_docs, write_jsonl_docs
 from scalinglab.data.executors import ExecutorKind
 from scalinglab.data.sources import Part, ReadStats
 from scalinglab.data.steps.base import PipelineStep, StepStats
 from scalinglab.errors import ScalinglabError
 from scalinglab.io import (
-    AtomicLineWriter,
     atomic_write_bytes,
     locked,
     read_json_object,
@@ -86,13 +84,7 @@ def _run_part(part: Part, steps: list[PipelineStep], out: Path, bar) -> dict[str
     stream: Iterator[Document] = counted(part.read(read_stats))
     for step in steps:
         stream = step.run(stream)
-    writer = AtomicLineWriter(out / "parts" / f"{part.key}.jsonl")
-    kept = Counter()
-    for doc in stream:
-        writer.write(doc_to_json(doc))
-        kept["docs"] += 1
-        kept["bytes"] += len(doc.text.encode("utf-8"))
-    writer.commit()
+    kept = write_jsonl_docs(out / "parts" / f"{part.key}.jsonl", stream)
     return {"source": part.source, "label": part.label, "read": read_stats.as_dict(),
             "steps": [{"name": s.name, "stats": s.stats.as_dict()} for s in steps],
             "clean": dict(kept)}

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from scalinglab.errors import ScalinglabError
 from scalinglab.eval.contamination import load_index
-from scalinglab.eval.model_io import load_eval_model, run_dir_of
+from scalinglab.eval.model_io import load_model_and_tokenizer
 from scalinglab.eval.runner import evaluate
 from scalinglab.eval.scoring import Scorer
 from scalinglab.eval.tasks import resolve_task
-from scalinglab.eval.tokenizer import load_tokenizer, tokenizer_for_run
-from scalinglab.io import atomic_write_json, read_json_object
+from scalinglab.io import atomic_write_json, read_json_object, read_json_or_none
 
 
 def heldout_for(run_dir: Path) -> Path | None:
@@ -47,12 +44,7 @@ def evaluate_run(model: str | Path, tasks: list[str], shots: list[int],
     Returns:
         (results, path written); the schema is in :mod:`scalinglab.eval.runner`.
     """
-    run_dir = run_dir_of(model)
-    net = load_eval_model(model, device=device)
-    vocab = net.config.vocab_size
-    tok = load_tokenizer(tokenizer) if tokenizer else tokenizer_for_run(run_dir, vocab)
-    if tok.vocab_size > vocab:
-        raise ScalinglabError(f"tokenizer has {tok.vocab_size} ids but the model only {vocab}")
+    run_dir, net, tok = load_model_and_tokenizer(model, tokenizer, device)
     heldout = heldout or heldout_for(run_dir)
     loaded = [resolve_task(t, heldout, seed, limit) for t in tasks]
     dirty_index = load_index(index) if index else None
@@ -61,7 +53,7 @@ def evaluate_run(model: str | Path, tasks: list[str], shots: list[int],
     results = evaluate(
         scorer, loaded, shots, seed, dirty_index, model=str(model),
         tokenizer=getattr(tok, "path", "bytes"), model_id=model_id(model),
-        index_id=str(Path(index).resolve()) if index else "", previous=_previous(path),
+        index_id=str(Path(index).resolve()) if index else "", previous=read_json_or_none(path),
         on_update=lambda r: atomic_write_json(path, r))
     atomic_write_json(path, results)
     return results, path
@@ -76,10 +68,3 @@ def model_id(model: str | Path) -> str:
     return f"{st.st_size}-{st.st_mtime_ns}-{st.st_ino}"
 
 
-def _previous(path: Path) -> dict[str, Any] | None:
-    """Earlier results at ``path``, if readable (an unreadable file is simply redone)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None

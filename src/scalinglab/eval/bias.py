@@ -143,18 +143,12 @@ def group_sentiment(scorer: Scorer, cfg: BiasConfig, score=None, groups=None,
 def bias_run(model: str | Path, cfg: BiasConfig, tokenizer: str | None = None,
              device: str = "cpu", progress: bool = True) -> tuple[dict[str, Any], Path]:
     """Both analyses of one run; ``RUN/bias.json`` written atomically."""
-    from scalinglab.eval.model_io import load_eval_model, run_dir_of
-    from scalinglab.eval.tokenizer import load_tokenizer, tokenizer_for_run
+    from scalinglab.eval.model_io import load_model_and_tokenizer
     from scalinglab.eval.toxicity import run_params
     from scalinglab.io import atomic_write_json
 
     score = vader()  # fail before loading anything when the extra is missing
-    run_dir = run_dir_of(model)
-    net = load_eval_model(model, device=device)
-    vocab = net.config.vocab_size
-    tok = load_tokenizer(tokenizer) if tokenizer else tokenizer_for_run(run_dir, vocab)
-    if tok.vocab_size > vocab:
-        raise ScalinglabError(f"tokenizer has {tok.vocab_size} ids but the model only {vocab}")
+    run_dir, net, tok = load_model_and_tokenizer(model, tokenizer, device)
     scorer = Scorer(net, tok, progress=False)
     results = {"model": str(model), "tokenizer": getattr(tok, "path", "bytes"),
                "params_total": run_params(run_dir, net),

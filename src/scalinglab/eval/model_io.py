@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from scalinglab.errors import ScalinglabError
+from scalinglab.eval.tokenizer import Tokenizer, load_tokenizer, tokenizer_for_run
 from scalinglab.io import read_json_object, require_fields
 from scalinglab.model.config import ModelConfig
 from scalinglab.model.transformer import Transformer
@@ -22,6 +23,19 @@ def run_dir_of(path: str | Path) -> Path:
     if path.suffix == ".pt" and path.parent.name == "checkpoints":
         return path.parent.parent
     return path.parent
+
+
+def load_model_and_tokenizer(model: str | Path, tokenizer: str | None = None,
+                             device: str = "cpu") -> tuple[Path, Transformer, Tokenizer]:
+    """(run directory, model, tokenizer) for a stage that reads a run: the tokenizer given, else
+    the run's own; one that has ids the model cannot embed is refused."""
+    run_dir = run_dir_of(model)
+    net = load_eval_model(model, device=device)
+    vocab = net.config.vocab_size
+    tok = load_tokenizer(tokenizer) if tokenizer else tokenizer_for_run(run_dir, vocab)
+    if tok.vocab_size > vocab:
+        raise ScalinglabError(f"tokenizer has {tok.vocab_size} ids but the model only {vocab}")
+    return run_dir, net, tok
 
 
 def load_eval_model(path: str | Path, device: str = "cpu") -> Transformer:

@@ -334,16 +334,11 @@ def toxicity_run(model: str | Path, prompts: list[Prompt], stats: PromptStats,
                  progress: bool = True) -> tuple[dict[str, Any], Path]:
     """Analyze one run directory / ``model.safetensors`` / ``step-N.pt`` and write
     ``RUN/toxicity.json`` atomically; returns (results, path)."""
-    from scalinglab.eval.model_io import load_eval_model, run_dir_of
-    from scalinglab.eval.tokenizer import load_tokenizer, tokenizer_for_run
+    from scalinglab.eval.model_io import load_model_and_tokenizer
     from scalinglab.io import atomic_write_json
 
-    run_dir = run_dir_of(model)
-    net = load_eval_model(model, device=device).eval()
-    vocab = net.config.vocab_size
-    tok = load_tokenizer(tokenizer) if tokenizer else tokenizer_for_run(run_dir, vocab)
-    if tok.vocab_size > vocab:
-        raise ScalinglabError(f"tokenizer has {tok.vocab_size} ids but the model only {vocab}")
+    run_dir, net, tok = load_model_and_tokenizer(model, tokenizer, device)
+    net.eval()
     results = {"model": str(model), "tokenizer": getattr(tok, "path", "bytes"),
                "params_total": run_params(run_dir, net), "prompts": prompts_name,
                "prompts_read": stats.as_dict(), "scorer": scorer.name,
