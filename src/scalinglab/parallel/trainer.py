@@ -48,6 +48,7 @@ from scalinglab.train.loggers import logger_callbacks
 from scalinglab.train.optim import build_optimizer, lr_at, param_groups
 from scalinglab.train.trainer import (
     Trainer,
+    _comparable,
     _patch_missing_config_keys,
     spike_callbacks,
 )
@@ -307,7 +308,7 @@ class DistributedTrainer(Trainer):
         """Check or write config.json; the layout may differ from the saved one (resharding)."""
         config_path = self.run_dir / "config.json"
         dist.barrier()
-        mine = _without_layout(self.cfg.as_dict())
+        mine = _without_layout(_comparable(self.cfg.as_dict()))
         saved = config_path.exists() and _patch_missing_config_keys(
             read_json_object(config_path, "run config", ConfigError))
         if saved and _without_layout(saved) != mine:

@@ -302,7 +302,7 @@ class Trainer:
         if saved.get("data") and mine["data"] and \
                 Path(saved["data"]).resolve() == Path(mine["data"]).resolve():
             saved["data"] = mine["data"]  # a run started with a relative --data resumes
-        differ = _differing_keys(saved, mine)
+        differ = _differing_keys(saved, _comparable(mine))
         if differ:
             shown = ", ".join(differ[:5]) + (", ..." if len(differ) > 5 else "")
             raise ConfigError(
@@ -478,11 +478,16 @@ def _patch_missing_config_keys(saved: dict[str, Any]) -> dict[str, Any]:
     defaults, so that upgrading scalinglab does not make every old run "different"."""
     defaults = TrainConfig().as_dict()
     saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
-    model = saved.get("model")
-    if isinstance(model, dict) and "n_kv_heads" not in model and "n_heads" in model:
-        # Written before grouped-query attention: every model was multi-head.
-        saved = {**saved, "model": {**model, "n_kv_heads": model["n_heads"]}}
-    return saved
+    return _comparable(saved)
+
+
+def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` with equivalent spellings made equal: ``model.n_kv_heads`` absent (a run written
+    before grouped-query attention), None, or equal to ``n_heads`` all mean multi-head."""
+    model = cfg.get("model")
+    if isinstance(model, dict) and model.get("n_kv_heads") in (None, model.get("n_heads")):
+        cfg = {**cfg, "model": {**model, "n_kv_heads": None}}
+    return cfg
 
 
 def _differing_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
