@@ -167,7 +167,8 @@ def load_for_finetune(task_arg: str, run_dir: Path, heldout: str | Path | None,
                               "to fine-tune on")
     if not task.train:
         raise ScalinglabError(f"task {name} has no training split: fine-tuning needs one "
-                              "(heldout_source, or a task YAML with train_data: FILE.jsonl)")
+                              "(heldout_source, a hub task such as boolq=hf, or a task YAML "
+                              "with train_data: FILE.jsonl)")
     return task
 
 

@@ -2,7 +2,8 @@
 
 ``resolve_task("piqa=data/piqa.jsonl")`` uses the built-in ``piqa.yaml`` on that file;
 ``resolve_task("heldout_cloze", heldout="SHARDS/val_docs.jsonl")`` builds a held-out task;
-``resolve_task("my_task.yaml")`` reads a task file (its ``data`` is relative to it).
+``resolve_task("my_task.yaml")`` reads a task file (its ``data`` is relative to it);
+``resolve_task("boolq=hf")`` reads the task's splits from the Hugging Face hub (``hub.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from scalinglab.eval.tasks.base import Example, Task, TaskError, TaskSpec, TaskType, load_examples
 from scalinglab.eval.tasks.heldout import heldout_task
+from scalinglab.eval.tasks.hub import hub_splits, is_hub
 from scalinglab.eval.tasks.loaders import LOADERS
 from scalinglab.eval.tasks.source import source_task
 
@@ -77,19 +79,27 @@ def load_task(spec: TaskSpec, base: Path = Path("."), heldout: str | Path | None
         raise TaskError(f"task {spec.name}: unknown format {spec.format!r}; "
                         f"known: {', '.join(sorted(LOADERS))}")
     if not spec.data:
-        raise TaskError(f"task {spec.name}: no data file; use --tasks {spec.name}=FILE.jsonl")
+        raise TaskError(f"task {spec.name}: no data file; use --tasks {spec.name}=FILE.jsonl "
+                        f"(or {spec.name}=hf for the Hugging Face hub's copy)")
     loader = LOADERS[spec.format]
-    examples = load_examples(_rel(base, spec.data), loader, spec.limit)
-    train = load_examples(_rel(base, spec.train_data), loader) if spec.train_data else []
-    valid = load_examples(_rel(base, spec.valid_data), loader) if spec.valid_data else []
-    if train and not valid:  # hold out a seeded tenth of the training split
-        order = list(range(len(train)))
-        random.Random(f"{seed}:valid").shuffle(order)
-        cut = max(1, len(train) // 10)
-        valid = [train[i] for i in order[:cut]]
-        train = [train[i] for i in sorted(order[cut:])]
+    if is_hub(spec.data):
+        examples, train, valid = hub_splits(spec.format, spec.data, loader, spec.limit)
+    else:
+        examples = load_examples(_rel(base, spec.data), loader, spec.limit)
+        train = load_examples(_rel(base, spec.train_data), loader) if spec.train_data else []
+        valid = load_examples(_rel(base, spec.valid_data), loader) if spec.valid_data else []
+    if train and not valid:
+        train, valid = _hold_out_tenth(train, seed)
     pool = load_examples(_rel(base, spec.fewshot_data), loader) if spec.fewshot_data else train
     return Task(spec, examples, pool, train, valid)
+
+
+def _hold_out_tenth(train: list[Example], seed: int) -> tuple[list[Example], list[Example]]:
+    """(train, validation): a seeded tenth of the training split held out for early stopping."""
+    order = list(range(len(train)))
+    random.Random(f"{seed}:valid").shuffle(order)
+    cut = max(1, len(train) // 10)
+    return [train[i] for i in sorted(order[cut:])], [train[i] for i in order[:cut]]
 
 
 def _rel(base: Path, path: str | Path) -> Path:
