@@ -8,6 +8,11 @@ end-of-text token. Input file ``documents-NNNNN.jsonl`` becomes shards ``train-N
 completion marker exists. The held-out documents are also written as ``val_docs.jsonl`` (one
 ``{"text", "id", "source"}`` per line) for evaluation, and ``meta.json`` (the stats: tokens,
 documents, bytes per token, tokens/s) is written last.
+
+With ``executor=local tasks=T`` (or ``slurm`` / ``ray``) the input files are tokenised by T
+datatrove tasks, task r taking files r, r+T, ...; each file still becomes the shard pair of its
+own index, with the held-out ids chosen once by the driver, so the shards are byte for byte
+those of the one-process run. The tasks' datatrove logs and markers are in ``SHARDS/tasks/``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from scalinglab import io as sio
 from scalinglab.config import Config
 from scalinglab.data.corpus import STATS_FILE
 from scalinglab.data.document import read_jsonl_docs
+from scalinglab.data.executors import ExecutorKind, RayConfig, SlurmConfig
 from scalinglab.data.shards import SHARD_TOKENIZER, write_shard
 from scalinglab.errors import ScalinglabError
 from scalinglab.io import AtomicLineWriter, atomic_write_bytes, locked
@@ -54,6 +60,14 @@ class TokenizeConfig(Config):
     progress: bool = True
     ngram_index: bool = True
     """Write SHARDS/ngram_index/: 13-grams of the training split, to mark eval items dirty."""
+    executor: ExecutorKind = ExecutorKind.inprocess
+    """``inprocess`` (one process), or datatrove's ``local`` / ``slurm`` / ``ray``: ``tasks``
+    tasks, each tokenising every T-th input file into its own shard pair (same shards)."""
+    tasks: int = 1
+    """Tasks of the sharded executors; ``workers`` of them run at once."""
+    workers: int = 1
+    slurm: SlurmConfig = dataclasses.field(default_factory=SlurmConfig)
+    ray: RayConfig = dataclasses.field(default_factory=RayConfig)
 
 
 def load_tokenizer(path: str | Path, eot_token: str = EOT_TOKEN):
@@ -152,29 +166,32 @@ def _tokenize(cfg: TokenizeConfig, out: Path, files: list[Path], tokenizer: tupl
     tok, eot, vocab = tokenizer
     sio.remove_stale_temps(out)  # a killed run's unfinished shard writes: never read, litter
     _check_settings(cfg, out, vocab)
+    start = time.perf_counter()
+    if cfg.executor != ExecutorKind.inprocess:
+        from scalinglab.data.tokenize_tasks import tokenize_sharded
+
+        before = _markers(out, len(files))
+        tokenize_sharded(cfg, out, files, val_ids)
+        new_tokens = sum(t for i, d in _markers(out, len(files)).items() if i not in before
+                         for t in (d["train"]["tokens"], d["val"]["tokens"]))
+    else:
+        new_tokens = 0
+        with tqdm(unit="doc", desc="tokenize", disable=not cfg.progress, file=sys.stderr,
+                  mininterval=1.0) as bar:
+            for index, path in enumerate(files):
+                new_tokens += _tokenize_file(out, index, path, tokenizer, val_ids,
+                                             cfg.batch_docs, bar)
+    elapsed = time.perf_counter() - start
+    markers = _markers(out, len(files))
+    if len(markers) != len(files):  # a launched or failed stage: never a partial meta.json
+        raise ScalinglabError(f"{out}: {len(files) - len(markers)} of {len(files)} input files "
+                              "not tokenised; rerun to resume")
     totals = {s: {"tokens": 0, "docs": 0, "bytes": 0, "eot_removed_from_text": 0}
               for s in ("train", "val")}
-    start, new_tokens = time.perf_counter(), 0
-    with tqdm(unit="doc", desc="tokenize", disable=not cfg.progress, file=sys.stderr,
-              mininterval=1.0) as bar:
-        for index, path in enumerate(files):
-            marker = out / f".done-{index:05d}.json"  # written after both shards
-            if marker.exists():
-                done = json.loads(marker.read_text())
-            else:
-                encoded = _encode_file(path, tok, eot, val_ids, cfg.batch_docs, bar)
-                done = {}
-                for split, (tokens, docs, nbytes, removed) in encoded.items():
-                    write_shard(out, split, index, tokens, vocab_size=vocab, eot_id=eot,
-                                num_docs=docs)
-                    done[split] = {"tokens": int(tokens.size), "docs": docs, "bytes": nbytes,
-                                   "eot_removed_from_text": removed}
-                    new_tokens += int(tokens.size)
-                atomic_write_bytes(marker, sio.dumps(done).encode())
-            for split, counts in done.items():
-                for k, v in counts.items():
-                    totals[split][k] += v
-    elapsed = time.perf_counter() - start
+    for done in markers.values():
+        for split, counts in done.items():
+            for k, v in counts.items():
+                totals[split][k] += v
     _write_val_docs(out, files, val_ids)
     if cfg.ngram_index:
         _write_train_index(out, files, val_ids)
@@ -182,6 +199,34 @@ def _tokenize(cfg: TokenizeConfig, out: Path, files: list[Path], tokenizer: tupl
     meta = _meta(cfg, vocab, eot, totals, elapsed, new_tokens)
     atomic_write_bytes(out / "meta.json", (sio.dumps(meta, indent=2) + "\n").encode())
     return meta
+
+
+def _marker(out: Path, index: int) -> Path:
+    return out / f".done-{index:05d}.json"  # written after both shards of input file ``index``
+
+
+def _markers(out: Path, n_files: int) -> dict[int, dict]:
+    """The completed input files' counts: ``index -> {split: counts}``."""
+    return {i: json.loads(_marker(out, i).read_text()) for i in range(n_files)
+            if _marker(out, i).exists()}
+
+
+def _tokenize_file(out: Path, index: int, path: Path, tokenizer: tuple, val_ids: set[str],
+                   batch: int, bar) -> int:
+    """Shards ``train-{index}`` and ``val-{index}`` of input file ``path``, then its marker;
+    returns the tokens written (0 when the marker says it is done)."""
+    if _marker(out, index).exists():
+        return 0
+    tok, eot, vocab = tokenizer
+    done, new_tokens = {}, 0
+    for split, (tokens, docs, nbytes, removed) in _encode_file(path, tok, eot, val_ids, batch,
+                                                               bar).items():
+        write_shard(out, split, index, tokens, vocab_size=vocab, eot_id=eot, num_docs=docs)
+        done[split] = {"tokens": int(tokens.size), "docs": docs, "bytes": nbytes,
+                       "eot_removed_from_text": removed}
+        new_tokens += int(tokens.size)
+    atomic_write_bytes(_marker(out, index), sio.dumps(done).encode())
+    return new_tokens
 
 
 def _copy_tokenizer(src: Path, out: Path) -> None:
