@@ -58,22 +58,22 @@ def test_failed_task_leaves_no_meta_and_the_rerun_resumes(corpus: Path, tokenize
                                                           tmp_path: Path, monkeypatch) -> None:
     import scalinglab.data.tokenize_tasks as tt
 
-    original = tt._tokenize_file
+    original = tt.tokenize_file
 
     def broken(out, index, *a):
         if index == 4:
             raise RuntimeError("tokenizer exploded")
         return original(out, index, *a)
 
-    monkeypatch.setattr(tt, "_tokenize_file", broken)
+    monkeypatch.setattr(tt, "tokenize_file", broken)
     out = tmp_path / "par"
-    with pytest.raises(TaskFailed, match=r"tokenize: stage tokenize: [12]/3 task\(s\) unfinished \(.*"
-                       r"exploded\); log: .*tasks/logs/task_00001.log"):
+    with pytest.raises(TaskFailed, match=r"tokenize: stage tokenize: [12]/3 task\(s\) "
+                       r"unfinished \(.*exploded\); log: .*tasks/logs/task_00001.log"):
         _tokenize(corpus, tokenizer_json, out, executor="local", tasks=3, workers=1)
     assert not (out / "meta.json").exists()  # the trainer's shards are not declared finished
     done = {p.name: p.stat().st_mtime_ns for p in out.glob(".done-*.json")}
     assert ".done-00001.json" in done and ".done-00004.json" not in done
-    monkeypatch.setattr(tt, "_tokenize_file", original)
+    monkeypatch.setattr(tt, "tokenize_file", original)
     got = _tokenize(corpus, tokenizer_json, out, executor="local", tasks=3, workers=1)
     assert {n: (out / n).stat().st_mtime_ns for n in done} == done  # finished files kept
     ref = _tokenize(corpus, tokenizer_json, tmp_path / "seq")

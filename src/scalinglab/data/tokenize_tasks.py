@@ -1,10 +1,11 @@
 """``data tokenize executor=local|slurm|ray tasks=T``: the input files tokenised by T tasks.
 
 Task r of T tokenises the corpus files r, r+T, ... with the one-process path's own
-``_tokenize_file`` (each file its own shard pair, named by the file's index, then its marker),
-reading the held-out ids the driver chose once (``SHARDS/.val-ids.json``); so the shards are the
-same as the one-process run's, and a rerun skips the files whose marker exists. datatrove's
-logging directory (its completion markers, ``logs/task_NNNNN.log``) is ``SHARDS/tasks/``.
+``token_files.tokenize_file`` (each file its own shard pair, named by the file's index, then
+its marker), reading the held-out ids the driver chose once (``SHARDS/.val-ids.json``); so
+the shards are the same as the one-process run's, and a rerun skips the files whose marker
+exists. datatrove's logging directory (completion markers, ``logs/task_NNNNN.log``) is
+``SHARDS/tasks/``.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from datatrove.pipeline.base import PipelineStep as DatatroveStep
 
 from scalinglab import io as sio
 from scalinglab.data.executors import ExecutorKind, build_executor, run_stage
-from scalinglab.data.tokenize import (
+from scalinglab.data.token_files import (
     TokenizeConfig,
-    _markers,
-    _tokenize_file,
     corpus_files,
+    file_markers,
     load_tokenizer,
+    tokenize_file,
 )
 from scalinglab.errors import ScalinglabError
 from scalinglab.io import atomic_write_bytes
@@ -50,7 +51,7 @@ class TokenizeStage(DatatroveStep):
         tokenizer = load_tokenizer(cfg.tokenizer, cfg.eot_token)
         val_ids = set(json.loads((out / VAL_IDS).read_text()))
         for index in range(rank, len(files), world_size):
-            _tokenize_file(out, index, files[index], tokenizer, val_ids, cfg.batch_docs,
+            tokenize_file(out, index, files[index], tokenizer, val_ids, cfg.batch_docs,
                            _NoBar())
             self.stat_update("files")
         yield from ()
@@ -76,7 +77,7 @@ def tokenize_sharded(cfg: TokenizeConfig, out: Path, files: list[Path],
                               f"{out / TASKS_DIR}); rerun this command when they have finished")
 
     def docs_done() -> int:
-        return sum(d["train"]["docs"] + d["val"]["docs"] for d in _markers(out, len(files))
+        return sum(d["train"]["docs"] + d["val"]["docs"] for d in file_markers(out, len(files))
                    .values())
 
     run_stage(ex, "tokenize", out / TASKS_DIR, tasks, cfg.progress, docs_done,
