@@ -34,12 +34,14 @@ def run(out: Path, **kw) -> tuple[float, dict]:
 
 
 def stage_times(out: Path) -> str:
-    """Wall time per stage: from datatrove's per-task stats, the slowest task of each."""
-    parts = []
+    """Wall time per stage: from the end of the previous stage (or the start) to the last
+    completion marker datatrove wrote for it."""
+    parts, t = [], json.loads((out / "work" / "started.json").read_text())["time"]
     for stage in ("filter", "buckets", "clusters", "finish", "mixture"):
-        files = sorted((out / "tasks" / stage / "stats").glob("*.json"))
-        secs = [sum(s["time_stats"]["total"] for s in json.loads(f.read_text())) for f in files]
-        parts.append(f"{stage} {max(secs):.1f}s" if secs else f"{stage} -")
+        marks = list((out / "tasks" / stage / "completions").iterdir())
+        end = max(m.stat().st_mtime for m in marks)
+        parts.append(f"{stage} {end - t:.1f}s")
+        t = end
     return ", ".join(parts)
 
 

@@ -224,3 +224,37 @@ def test_slurm_without_partition_is_a_one_line_error(tmp_path: Path, capsys) -> 
     err = capsys.readouterr().err.strip().splitlines()
     assert rc != 0 and len(err) == 1 and "slurm.partition" in err[0]
 
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_corpus(tmp_path: Path) -> None:
+    """SIGKILL (scalinglab.io's fault hook) half-way through the streamed writes of a
+    ``local tasks=3`` run: tokenize refuses the directory, the same command finishes it, and
+    the corpus is the in-process one."""
+    import os
+    import subprocess
+    import sys
+
+    sources, _ = _sample(tmp_path, every=40)
+    ref = _prepare(tmp_path, sources, "inprocess")
+    src = str(Path(__file__).resolve().parents[2] / "src")
+
+    def run(fault: str, out: str) -> subprocess.CompletedProcess:
+        args = [sys.executable, "-m", "scalinglab", "data", "prepare", "--quiet", "--out", out,
+                *[x for s in sources for x in ("--source", f"{s.name}={s.path}")],
+                "executor=local", "tasks=3", "workers=1"]
+        env = {**os.environ, "PYTHONPATH": src, "SCALINGLAB_FAULT": fault}
+        return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+
+    log = tmp_path / "sites.log"
+    assert run(f"log:{log}", str(tmp_path / "probe")).returncode == 0
+    lines = [x for x in log.read_text().splitlines() if x.split(" ")[1] == "line"]
+    out = tmp_path / "local"
+    killed = run(f"line:{len(lines) // 2}", str(out))
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    with pytest.raises(Exception, match="not a complete prepared corpus"):
+        corpus_files(out)
+    done = run("", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads((out / "stats.json").read_text())
+    _same_corpus(tmp_path / "inprocess", out, ref, got)
