@@ -235,7 +235,7 @@ def test_killed_run_resumes_to_the_same_corpus(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    sources, _ = _sample(tmp_path, every=40)
+    sources, _ = _sample(tmp_path, every=120)
     ref = _prepare(tmp_path, sources, "inprocess")
     src = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -244,7 +244,7 @@ def test_killed_run_resumes_to_the_same_corpus(tmp_path: Path) -> None:
                 *[x for s in sources for x in ("--source", f"{s.name}={s.path}")],
                 "executor=local", "tasks=3", "workers=1"]
         env = {**os.environ, "PYTHONPATH": src, "SCALINGLAB_FAULT": fault}
-        return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+        return subprocess.run(args, env=env, capture_output=True, text=True, timeout=240)
 
     log = tmp_path / "sites.log"
     assert run(f"log:{log}", str(tmp_path / "probe")).returncode == 0
