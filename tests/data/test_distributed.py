@@ -240,17 +240,24 @@ def test_killed_run_resumes_to_the_same_corpus(tmp_path: Path) -> None:
     src = str(Path(__file__).resolve().parents[2] / "src")
 
     def run(fault: str, out: str) -> subprocess.CompletedProcess:
+        # NOTE: output to a file, not a pipe: datatrove's LocalPipelineExecutor forks a
+        # multiprocess.Manager server, which outlives a SIGKILLed driver (holding a pipe open)
         args = [sys.executable, "-m", "scalinglab", "data", "prepare", "--quiet", "--out", out,
                 *[x for s in sources for x in ("--source", f"{s.name}={s.path}")],
                 "executor=local", "tasks=3", "workers=1"]
         env = {**os.environ, "PYTHONPATH": src, "SCALINGLAB_FAULT": fault}
-        return subprocess.run(args, env=env, capture_output=True, text=True, timeout=240)
+        with open(tmp_path / "run.log", "w+") as log:
+            done = subprocess.run(args, env=env, stdout=log, stderr=log, timeout=240)
+            log.seek(0)
+            done.stderr = log.read()
+        return done
 
     log = tmp_path / "sites.log"
     assert run(f"log:{log}", str(tmp_path / "probe")).returncode == 0
     lines = [x for x in log.read_text().splitlines() if x.split(" ")[1] == "line"]
     out = tmp_path / "local"
     killed = run(f"line:{len(lines) // 2}", str(out))
+    _kill_orphans(str(out))
     assert killed.returncode == -9, killed.stderr[-2000:]
     with pytest.raises(Exception, match="not a complete prepared corpus"):
         corpus_files(out)
@@ -258,3 +265,19 @@ def test_killed_run_resumes_to_the_same_corpus(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     got = json.loads((out / "stats.json").read_text())
     _same_corpus(tmp_path / "inprocess", out, ref, got)
+
+
+def _kill_orphans(out: str) -> None:
+    """SIGKILL the orphaned datatrove Manager servers this test's killed driver left (forks of
+    it: same command line, naming ``out``; parent gone)."""
+    import os
+    import signal
+
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            ppid = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+        except OSError:
+            continue
+        if out in cmd.split("\0") and ppid == "1":
+            os.kill(int(pid), signal.SIGKILL)
