@@ -3,10 +3,9 @@
 The corpus is prepared once (in process, MinHash off to save time, ``shard_bytes`` small
 enough for several ``documents-NNNNN.jsonl`` files: tasks take whole files), a 4096-token
 byte-level BPE is trained once on it; then per configuration, in a fresh output directory:
-wall time of
-``tokenize_corpus`` (incl. held-out documents and the training n-gram index), docs/s, MB/s and
-tokens/s, and whether every shard, header and ``val_docs.jsonl`` is byte-identical to the
-one-process run's. Medians over the repeats, with the 1-minute load average per run.
+wall time of ``tokenize_corpus`` (incl. held-out documents and the training n-gram index),
+docs/s, MB/s and tokens/s, and whether every shard, header and ``val_docs.jsonl`` is
+byte-identical to the one-process run's. Medians over the repeats, with the 1-minute load average per run.
 
 Usage:  python benchmarks/tokenize_executors.py [--repeats 3] [--tasks 1 2 4] [--workers 2]
         [--shard-mb 2] [--out /tmp/tok-bench]
