@@ -5,7 +5,8 @@ enough for several ``documents-NNNNN.jsonl`` files: tasks take whole files), a 4
 byte-level BPE is trained once on it; then per configuration, in a fresh output directory:
 wall time of ``tokenize_corpus`` (incl. held-out documents and the training n-gram index),
 docs/s, MB/s and tokens/s, and whether every shard, header and ``val_docs.jsonl`` is
-byte-identical to the one-process run's. Medians over the repeats, with the 1-minute load average per run.
+byte-identical to the one-process run's. Medians over the repeats, with the 1-minute load
+average per run.
 
 Usage:  python benchmarks/tokenize_executors.py [--repeats 3] [--tasks 1 2 4] [--workers 2]
         [--shard-mb 2] [--out /tmp/tok-bench]
