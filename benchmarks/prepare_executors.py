@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import statistics
 import time
 from pathlib import Path
 
@@ -32,12 +34,14 @@ def run(out: Path, **kw) -> tuple[float, dict]:
 
 
 def stage_times(out: Path) -> str:
-    """Wall time per stage: from datatrove's per-task stats, the slowest task of each."""
-    parts = []
-    for stage in ("filter", "dedup", "finish", "mixture"):
-        files = sorted((out / "tasks" / stage / "stats").glob("*.json"))
-        secs = [sum(s["time_stats"]["total"] for s in json.loads(f.read_text())) for f in files]
-        parts.append(f"{stage} {max(secs):.1f}s" if secs else f"{stage} -")
+    """Wall time per stage: from the end of the previous stage (or the start) to the last
+    completion marker datatrove wrote for it."""
+    parts, t = [], json.loads((out / "work" / "started.json").read_text())["time"]
+    for stage in ("filter", "buckets", "clusters", "finish", "mixture"):
+        marks = list((out / "tasks" / stage / "completions").iterdir())
+        end = max(m.stat().st_mtime for m in marks)
+        parts.append(f"{stage} {end - t:.1f}s")
+        t = end
     return ", ".join(parts)
 
 
@@ -60,7 +64,7 @@ def main() -> None:
     configs = [("inprocess", {})] + [(f"local tasks={t}", {"executor": "local", "tasks": t,
                                                            "workers": min(t, args.workers)})
                                      for t in args.tasks]
-    ref = None
+    ref, rates = None, {name: [] for name, _ in configs}
     for rep in range(args.repeats):
         for name, kw in configs:
             out = root / name.replace(" ", "_").replace("=", "")
@@ -73,8 +77,15 @@ def main() -> None:
                 shutil.copytree(out, root / "reference", dirs_exist_ok=True)
             ok = same(root / "reference", out, ref[1], stats)
             extra = f"  [{stage_times(out)}]" if kw else ""
+            rates[name].append((secs, docs / secs, mb / secs, ok))
             print(f"rep {rep} {name:<16} {secs:7.1f} s {docs / secs:8.1f} docs/s "
-                  f"{mb / secs:6.3f} MB/s  same corpus as inprocess: {ok}{extra}", flush=True)
+                  f"{mb / secs:6.3f} MB/s  same corpus as inprocess: {ok}  load "
+                  f"{os.getloadavg()[0]:.2f}{extra}", flush=True)
+    print(f"median of {args.repeats} (docs {docs}, {mb:.1f} MB read):")
+    for name, rows in rates.items():
+        med = [statistics.median(r[k] for r in rows) for k in range(3)]
+        print(f"  {name:<16} {med[0]:7.1f} s {med[1]:8.1f} docs/s {med[2]:6.3f} MB/s  "
+              f"same corpus: {all(r[3] for r in rows)}")
 
 
 if __name__ == "__main__":

@@ -83,26 +83,49 @@ def test_local_worker_processes_give_the_inprocess_corpus(tmp_path: Path) -> Non
     _same_corpus(tmp_path / "inprocess", tmp_path / "local", ref, got)
 
 
-def test_minhash_keeps_the_first_in_input_order(tmp_path: Path) -> None:
-    """The rule, for any tasks: a near-duplicate cluster keeps its first document in input
-    order (source, file, line), whichever task read it."""
-    from tests.data.conftest import make_text
+def _chain() -> tuple[list[str], float]:
+    """Three texts A, C, B (in that input order) where B is a near copy of both A and C but A
+    and C are not near copies of each other, and the verification threshold that says so.
+    The preconditions are checked on the raw signatures, not with the code under test."""
+    from scalinglab.data.steps.dedup import MinHasher
 
-    base = make_text(1, 20)
-    words = base.split()
-    near = " ".join(words[:30] + ["altered"] + words[31:])
+    words = [f"w{i}" for i in range(400)]
+    a, b, c = (" ".join(words[k : k + 300]) for k in (0, 30, 60))
+    sig = MinHasher(120, 5, 1)
+    s = sig.signatures([sig.shingles(t) for t in (a, b, c)])
+    est = {(i, j): (s[i] == s[j]).mean() for i, j in ((0, 1), (1, 2), (0, 2))}
+    threshold = 0.78
+    assert est[0, 1] >= threshold and est[1, 2] >= threshold > est[0, 2], est
+    bands = [s[:, k * 6 : (k + 1) * 6] for k in range(20)]  # b=20 x r=6 (the default)
+    assert any((x[0] == x[1]).all() for x in bands)  # A, B share a bucket (A is its first)
+    # and in some band B, C share one without A, so C is that bucket's first: edge B-C
+    assert any((x[1] == x[2]).all() and not (x[0] == x[1]).all() for x in bands)
+    return [a, c, b], threshold
+
+
+@pytest.mark.parametrize("executor,tasks", [("inprocess", 1), ("local", 1), ("local", 3)])
+def test_minhash_clusters_are_corpus_wide_and_keep_the_first(tmp_path: Path, executor,
+                                                            tasks) -> None:
+    """The rule, for any executor and tasks: the clusters are the connected components of
+    the verified LSH pairs over the whole corpus, and each keeps its first document in input
+    order (source, file, line), whichever task read it. Here B (a later file) links A and C
+    (one file, A first): all three are one cluster, so C and B go, though C came before B
+    (a rule that only looked at earlier kept documents would keep C)."""
+    (a, c, b), threshold = _chain()
     d = tmp_path / "src"
     d.mkdir()
-    (d / "a.jsonl").write_text(json.dumps({"text": make_text(2, 20), "id": "other"}) + "\n"
-                               + json.dumps({"text": base, "id": "first"}) + "\n")
-    (d / "b.jsonl").write_text(json.dumps({"text": near, "id": "second"}) + "\n")
-    src = [SourceConfig(path=str(d), name="web")]
-    for tasks in (1, 2):
-        _prepare(tmp_path, src, f"t{tasks}", executor="local", tasks=tasks, workers=1,
-                 quality={"min_words": 5}, ngram_index=False)
-        ids = {json.loads(x)["id"] for x in (tmp_path / f"t{tasks}" / "documents-00000.jsonl")
-               .read_text().splitlines()}
-        assert ids == {"web/other", "web/first"}
+    (d / "1.jsonl").write_text(json.dumps({"text": "alone " * 50 + "here"}) + "\n"
+                               + json.dumps({"text": a}) + "\n" + json.dumps({"text": c}) + "\n")
+    (d / "2.jsonl").write_text(json.dumps({"text": b}) + "\n")
+    stats = _prepare(tmp_path, [SourceConfig(path=str(d), name="web")], "c", executor=executor,
+                     tasks=tasks, workers=1, ngram_index=False, quality={"enabled": False},
+                     repetition={"enabled": False},
+                     dedup={"minhash": {"verify_threshold": threshold}})
+    ids = [json.loads(x)["id"] for x in (tmp_path / "c" / "documents-00000.jsonl")
+           .read_text().splitlines()]
+    assert sorted(ids) == ["web/1.jsonl:1", "web/1.jsonl:2"]  # "alone" and A
+    near = {s["name"]: s for s in stats["steps"]}["minhash_dedup"]["dropped"]["near_duplicate"]
+    assert near["docs"] == 2
 
 
 def test_failed_task_names_its_log_and_the_rerun_resumes(tmp_path: Path, monkeypatch) -> None:
@@ -158,9 +181,9 @@ def test_slurm_jobs_are_built_and_their_tasks_run(tmp_path: Path, monkeypatch) -
     launched = _prepare(tmp_path, sources, "slurm", executor="slurm", tasks=3,
                         slurm={"partition": "cpu", "time": "2:00:00", "cpus_per_task": 2})
     assert launched["launched"] == "slurm" and launched["stages"] == {
-        "filter": 3, "dedup": 1, "finish": 3, "mixture": 1}
+        "filter": 3, "buckets": 3, "clusters": 1, "finish": 3, "mixture": 1}
     arrays = [s for s, _ in scripts if "launch_pickled_pipeline" in s]
-    assert len(arrays) == 4  # one array job per stage (the others merge datatrove's stats)
+    assert len(arrays) == 5  # one array job per stage (the others merge datatrove's stats)
     assert "#SBATCH --array=0-2" in arrays[0] and "#SBATCH --partition=cpu" in arrays[0]
     assert "#SBATCH --cpus-per-task=2" in arrays[0] and "#SBATCH --time=2:00:00" in arrays[0]
     deps = [a for s, a in scripts if "launch_pickled_pipeline" in s]
@@ -186,7 +209,8 @@ def test_ray_executors_are_built(tmp_path: Path) -> None:
     cfg = PrepareConfig(sources=[SourceConfig(path=str(tmp_path))], out=str(tmp_path / "c"))
     cfg = cfg.merge(["executor=ray", "tasks=8", "workers=4", "ray.cpus_per_task=2"])
     stages = build_stages(cfg, n_parts=5)
-    assert [(s.name, t) for s, t, _ in stages] == [("filter", 5), ("dedup", 1), ("finish", 5),
+    assert [(s.name, t) for s, t, _ in stages] == [("filter", 5), ("buckets", 8), ("clusters", 1),
+                                                    ("finish", 5),
                                                     ("mixture", 1)]
     for _, tasks, ex in stages:
         assert isinstance(ex, RayPipelineExecutor) and ex.tasks == tasks
@@ -200,3 +224,60 @@ def test_slurm_without_partition_is_a_one_line_error(tmp_path: Path, capsys) -> 
     err = capsys.readouterr().err.strip().splitlines()
     assert rc != 0 and len(err) == 1 and "slurm.partition" in err[0]
 
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_corpus(tmp_path: Path) -> None:
+    """SIGKILL (scalinglab.io's fault hook) half-way through the streamed writes of a
+    ``local tasks=3`` run: tokenize refuses the directory, the same command finishes it, and
+    the corpus is the in-process one."""
+    import os
+    import subprocess
+    import sys
+
+    sources, _ = _sample(tmp_path, every=120)
+    ref = _prepare(tmp_path, sources, "inprocess")
+    src = str(Path(__file__).resolve().parents[2] / "src")
+
+    def run(fault: str, out: str) -> subprocess.CompletedProcess:
+        # NOTE: output to a file, not a pipe: datatrove's LocalPipelineExecutor forks a
+        # multiprocess.Manager server, which outlives a SIGKILLed driver (holding a pipe open)
+        args = [sys.executable, "-m", "scalinglab", "data", "prepare", "--quiet", "--out", out,
+                *[x for s in sources for x in ("--source", f"{s.name}={s.path}")],
+                "executor=local", "tasks=3", "workers=1"]
+        env = {**os.environ, "PYTHONPATH": src, "SCALINGLAB_FAULT": fault}
+        with open(tmp_path / "run.log", "w+") as log:
+            done = subprocess.run(args, env=env, stdout=log, stderr=log, timeout=240)
+            log.seek(0)
+            done.stderr = log.read()
+        return done
+
+    log = tmp_path / "sites.log"
+    assert run(f"log:{log}", str(tmp_path / "probe")).returncode == 0
+    lines = [x for x in log.read_text().splitlines() if x.split(" ")[1] == "line"]
+    out = tmp_path / "local"
+    killed = run(f"line:{len(lines) // 2}", str(out))
+    _kill_orphans(str(out))
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    with pytest.raises(Exception, match="not a complete prepared corpus"):
+        corpus_files(out)
+    done = run("", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads((out / "stats.json").read_text())
+    _same_corpus(tmp_path / "inprocess", out, ref, got)
+
+
+def _kill_orphans(out: str) -> None:
+    """SIGKILL the orphaned datatrove Manager servers this test's killed driver left (forks of
+    it: same command line, naming ``out``; parent gone)."""
+    import os
+    import signal
+
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            ppid = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+        except OSError:
+            continue
+        if out in cmd.split("\0") and ppid == "1":
+            os.kill(int(pid), signal.SIGKILL)

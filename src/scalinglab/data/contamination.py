@@ -1,7 +1,8 @@
 """The prepare pipeline's corpus-wide decontamination hooks and its n-gram index.
 
 ``scan_steps`` gives steps that need the whole corpus before they can stream (the
-decontamination's document-frequency rule) one pass over the raw input. ``finish_corpus``
+decontamination's document-frequency rule, the corpus-wide MinHash clusters) one pass over the
+raw input (MinHash: the documents the filters before it keep). ``finish_corpus``
 builds the 13-gram index of the finished corpus (``CORPUS/ngram_index/``, see
 :mod:`scalinglab.data.ngram_index`) and, when evaluation sets were given, checks every item
 against it: ``dirty_items_after`` should be 0 (items whose n-grams are too common to count are
@@ -18,7 +19,7 @@ from typing import Any
 from scalinglab.data.document import Document, read_jsonl_docs
 from scalinglab.data.ngram_index import NgramIndex
 from scalinglab.data.sources import Part, ReadStats
-from scalinglab.data.steps.base import PipelineStep
+from scalinglab.data.steps.base import Filter, PipelineStep
 from scalinglab.data.steps.decontam import Decontaminate
 
 INDEX_DIR = "ngram_index"
@@ -33,10 +34,14 @@ def scan_steps(steps: list[PipelineStep], parts: list[Part], progress: bool = Tr
     """One pass over the raw input for every step with a ``scan`` method."""
     from tqdm import tqdm
 
-    for step in steps:
+    for i, step in enumerate(steps):
         if hasattr(step, "scan"):
             docs = tqdm(_raw_documents(parts), unit="doc", desc=f"{step.name}: scan",
                         disable=not progress, file=sys.stderr, mininterval=1.0)
+            if getattr(step, "scan_after_filters", False):  # MinHash: clusters of survivors
+                for f in steps[:i]:
+                    if isinstance(f, Filter):
+                        docs = f.run(docs)  # its stats are reset before each part's pass
             step.scan(docs)
 
 

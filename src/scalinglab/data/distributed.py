@@ -7,19 +7,24 @@ whole corpus, each cut a datatrove stage with its own completion markers:
    quality and repetition filters, and per part writes the surviving documents, their exact-dedup
    digests (16 bytes each) and MinHash signatures ((N, P) uint32), the reader / filter stats and
    the evaluation-n-gram document counts of its raw documents (decontamination's frequency rule).
-2. ``dedup`` (1 task): walks the parts in input order over digests and signatures only (no
-   text) and decides per document keep / exact duplicate / near duplicate, with the very
-   functions the in-process steps use (``ExactDedup`` first copy, ``MinHashDedup.keep``), and
-   sums the n-gram counts once for every task of stage 3.
-3. ``finish`` (T tasks): applies the decisions, cuts evaluation n-grams out (Decontaminate with
+2. ``buckets`` (min(T, bands) tasks): task r finds the exact copies among the digests of shard r
+   (first digest byte mod T) and, for LSH bands r, r+T, ..., the candidate pairs over the whole
+   corpus (each bucket member with the bucket's first, in input order) that pass the verification
+   check, reading the signatures memory-mapped, one band at a time.
+3. ``clusters`` (1 task): connected components of all pairs; a document is a near duplicate when
+   it is not the first of its cluster in input order (an exact copy is counted as exact). It
+   also sums the n-gram counts once for every task of stage 4.
+4. ``finish`` (T tasks): applies the verdicts, cuts evaluation n-grams out (Decontaminate with
    the shared counts) and writes ``parts/{key}.jsonl`` + ``{key}.done.json`` exactly as the
    in-process pipeline does.
-4. ``mixture`` (1 task): the in-process summary, mixture, n-gram index and ``stats.json`` (last).
+5. ``mixture`` (1 task): the in-process summary, mixture, n-gram index and ``stats.json`` (last).
 
-So the corpus is the same at any T: same documents (ids, text), same drops per reason; the
-MinHash rule is the in-process one (a document is dropped when its verified LSH cluster,
-among the earlier parts' kept documents and its own part's, holds an earlier document; the
-kept member is the first in input order). Intermediate files live in ``CORPUS/work/`` and the
+So the corpus is the same at any T: same documents (ids, text), same drops per reason. The
+MinHash rule is the in-process one (``MinHashDedup.scan``): the clusters are the connected
+components of the verified LSH pairs among all documents the filters keep, and each keeps its
+first document in input order (source, file, line), whichever task read it; the pairs are the
+same whether one process makes them for all bands or T tasks for T slices of the bands.
+Intermediate files live in ``CORPUS/work/`` and the
 datatrove logging directories (markers, ``logs/task_NNNNN.log``) in ``CORPUS/tasks/{stage}/``.
 Within a task, a part whose output is complete is skipped too, so a killed task loses at most
 the part it was writing; ``stats.json`` is written only by stage 4, so ``tokenize`` refuses a
@@ -54,7 +59,15 @@ from scalinglab.data.executors import ExecutorKind, build_executor, run_stage
 from scalinglab.data.sources import Part, ReadStats
 from scalinglab.data.steps.base import StepStats
 from scalinglab.data.steps.decontam import Decontaminate
-from scalinglab.data.steps.dedup import ExactDedup, MinHashDedup, MinHasher
+from scalinglab.data.steps.dedup import (
+    ExactDedup,
+    MinHasher,
+    band_pairs,
+    components,
+    has_shingles,
+    not_first_of_cluster,
+    verified,
+)
 from scalinglab.errors import ScalinglabError
 from scalinglab.io import AtomicLineWriter, atomic_write_bytes, read_json_object
 
@@ -170,34 +183,99 @@ class FilterStage(_Stage):
 # ----------------------------------------------------------------------------- stage 2
 
 
-class DedupStage(_Stage):
-    """One task: the keep / exact / near verdict of every document, in input order."""
+def _part_sizes(work: Path, keys: list[str]) -> np.ndarray:
+    """Row offsets of each part's filter output in the corpus-wide order: (parts + 1,)."""
+    sizes = [read_json_object(work / "filter" / f"{k}.json", "filter stats")["docs"]
+             for k in keys]
+    return np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
 
-    name = "dedup"
+
+def _rows(arrays: list[np.ndarray], offsets: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Rows ``idx`` (corpus-wide indices) of per-part arrays (memory-mapped)."""
+    out = np.empty((len(idx), arrays[0].shape[1]), arrays[0].dtype)
+    part = np.searchsorted(offsets, idx, side="right") - 1
+    for p in np.unique(part).tolist():
+        sel = part == p
+        out[sel] = arrays[p][idx[sel] - offsets[p]]
+    return out
+
+
+def _mmap(path: Path) -> np.ndarray:
+    """A signature file memory-mapped (numpy cannot map one with no rows: read that one)."""
+    try:
+        return np.load(path, mmap_mode="r")
+    except ValueError:
+        return np.load(path)
+
+
+def _exact_copies(digests: np.ndarray, rank: int, world_size: int) -> np.ndarray:
+    """Corpus-wide indices of the exact copies among the digests of this task's shard
+    (first digest byte mod world_size): every occurrence after the first."""
+    mine = np.flatnonzero(digests[:, 0] % world_size == rank)
+    if not len(mine):
+        return np.empty(0, np.int64)
+    _, first = np.unique(digests[mine].view(np.uint64), axis=0, return_index=True)
+    return np.setdiff1d(mine, mine[first]).astype(np.int64)
+
+
+class BucketsStage(_Stage):
+    """Task r of T: the exact copies of digest shard r and the verified MinHash candidate
+    pairs of bands r, r+T, ... (over the whole corpus, read from memory-mapped signatures)."""
+
+    name = "buckets"
 
     def run(self, data=None, rank: int = 0, world_size: int = 1) -> Iterator:
         cfg = _cfg(self.cfg_dict)
-        out, parts = Path(cfg.out), _parts(cfg)
-        work = out / WORK
-        exact = ExactDedup() if cfg.dedup.exact else None
-        near = MinHashDedup(cfg.dedup.minhash) if cfg.dedup.near else None
+        work, keys = Path(cfg.out) / WORK, [p.key for p in _parts(cfg)]
+        offsets = _part_sizes(work, keys)
+        if cfg.dedup.exact:
+            digests = np.concatenate([np.load(work / "filter" / f"{k}.digest.npy")
+                                      for k in keys])  # (N, 16) uint8
+            _save_npy(work / "buckets" / f"exact-{rank:05d}.npy",
+                      _exact_copies(digests, rank, world_size))
+        if cfg.dedup.near:
+            _save_npy(work / "buckets" / f"pairs-{rank:05d}.npy",
+                      self.pairs(cfg.dedup.minhash, work, keys, offsets, rank, world_size))
+        yield from ()
+
+    def pairs(self, mh, work: Path, keys: list[str], offsets: np.ndarray, rank: int,
+              world_size: int) -> np.ndarray:
+        sigs = [_mmap(work / "filter" / f"{k}.sig.npy") for k in keys]
+        valid = np.concatenate([has_shingles(s) for s in sigs])
+        r, found = mh.rows_per_band, [np.empty((0, 2), np.int64)]
+        for band in range(rank, mh.num_bands, world_size):
+            block = np.concatenate([s[:, band * r : (band + 1) * r] for s in sigs])  # (N, r)
+            pairs = band_pairs(block, band, valid)
+            found.append(verified(pairs, _rows(sigs, offsets, pairs[:, 0]),
+                                  _rows(sigs, offsets, pairs[:, 1]), mh.verify_threshold))
+            self.stat_update("bands")
+        return np.unique(np.concatenate(found), axis=0)
+
+
+class ClustersStage(_Stage):
+    """One task: connected components of all tasks' pairs; per part the keep / exact / near
+    verdict of each document (near: not the first of its cluster in input order)."""
+
+    name = "clusters"
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1) -> Iterator:
+        cfg = _cfg(self.cfg_dict)
+        work, keys = Path(cfg.out) / WORK, [p.key for p in _parts(cfg)]
+        offsets = _part_sizes(work, keys)
+        n = int(offsets[-1])
+        verdict = np.full(n, KEEP, np.int8)
+        if cfg.dedup.near:
+            pairs = [np.load(p) for p in sorted((work / "buckets").glob("pairs-*.npy"))]
+            edges = np.concatenate(pairs) if pairs else np.empty((0, 2), np.int64)
+            verdict[not_first_of_cluster(components(n, edges))] = NEAR
+        if cfg.dedup.exact:  # a copy is never first of its cluster: it says which step drops it
+            for p in sorted((work / "buckets").glob("exact-*.npy")):
+                verdict[np.load(p)] = EXACT
         doc_freq: Counter = Counter()
-        for part in parts:
-            info = read_json_object(work / "filter" / f"{part.key}.json", "filter stats")
+        for i, key in enumerate(keys):
+            _save_npy(work / "dedup" / f"{key}.npy", verdict[offsets[i] : offsets[i + 1]])
+            info = read_json_object(work / "filter" / f"{key}.json", "filter stats")
             doc_freq.update({(m, g): c for m, g, c in info["doc_freq"]})
-            verdict = np.full(info["docs"], KEEP, np.int8)
-            if exact is not None:
-                for i, d in enumerate(np.load(work / "filter" / f"{part.key}.digest.npy")):
-                    if (key := d.tobytes()) in exact._seen:
-                        verdict[i] = EXACT
-                    exact._seen.add(key)
-            if near is not None:
-                sig = np.load(work / "filter" / f"{part.key}.sig.npy")  # (N, P)
-                alive = np.flatnonzero(verdict == KEEP)
-                kept = near.keep(sig[alive])
-                verdict[np.setdiff1d(alive, alive[kept])] = NEAR
-            _save_npy(work / "dedup" / f"{part.key}.npy", verdict)
-            self.stat_update("parts")
         _json(work / "doc_freq.json", [[m, g, c] for (m, g), c in sorted(doc_freq.items())])
         yield from ()
 
@@ -281,12 +359,14 @@ class MixtureStage(_Stage):
 
 # ----------------------------------------------------------------------------- driver
 
-STAGES = (FilterStage, DedupStage, FinishStage, MixtureStage)
+STAGES = (FilterStage, BucketsStage, ClustersStage, FinishStage, MixtureStage)
 
 
 def _stage_tasks(stage: type[_Stage], cfg, n_parts: int) -> int:
-    if stage in (DedupStage, MixtureStage):
+    if stage in (ClustersStage, MixtureStage):
         return 1
+    if stage is BucketsStage:  # a task per band at most
+        return max(1, min(cfg.tasks, cfg.dedup.minhash.num_bands))
     return max(1, min(cfg.tasks, n_parts))  # a task without a part would do nothing
 
 
@@ -321,7 +401,7 @@ def prepare_sharded(cfg, out: Path, parts: list[Part]) -> dict[str, Any]:
     from scalinglab.data.steps.decontam import read_eval_set
 
     work = out / WORK
-    for sub in ("filter", "dedup"):
+    for sub in ("filter", "buckets", "dedup"):
         (work / sub).mkdir(parents=True, exist_ok=True)
         sio.remove_stale_temps(work / sub)
     if not (work / "started.json").exists():

@@ -100,18 +100,19 @@ def completed_tasks(logging_dir: Path) -> set[int]:
     return {int(p.name) for p in done.iterdir() if p.name.isdigit()} if done.is_dir() else set()
 
 
-def _failure(stage: str, logging_dir: Path, tasks: int, error: BaseException) -> TaskFailed:
+def _failure(command: str, stage: str, logging_dir: Path, tasks: int,
+             error: BaseException) -> TaskFailed:
     missing = sorted(set(range(tasks)) - completed_tasks(logging_dir))
     logs = [logging_dir / "logs" / f"task_{r:05d}.log" for r in missing]
     failed = [p for p in logs if p.exists() and "ERROR" in p.read_text(errors="replace")]
     first = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
     where = failed[0] if failed else (logs[0] if logs else logging_dir)
-    return TaskFailed(f"prepare: stage {stage}: {len(missing)}/{tasks} task(s) unfinished "
+    return TaskFailed(f"{command}: stage {stage}: {len(missing)}/{tasks} task(s) unfinished "
                       f"({first}); log: {where}; completed tasks are kept, rerun to resume")
 
 
 def run_stage(executor, stage: str, logging_dir: Path, tasks: int, progress: bool,
-              docs_done: Callable[[], int] | None = None) -> None:
+              docs_done: Callable[[], int] | None = None, command: str = "prepare") -> None:
     """Run a local stage to its end (or launch a Slurm/Ray one), with a progress bar.
 
     A task that raises stops the stage cleanly: datatrove has already marked the finished
@@ -121,7 +122,7 @@ def run_stage(executor, stage: str, logging_dir: Path, tasks: int, progress: boo
 
     stop = threading.Event()
     console = os.fdopen(os.dup(2), "w")  # the bar keeps the terminal; datatrove's logs do not
-    bar = tqdm(total=tasks, unit="task", desc=f"prepare {stage}", disable=not progress,
+    bar = tqdm(total=tasks, unit="task", desc=f"{command} {stage}", disable=not progress,
                file=console, mininterval=1.0)
 
     def poll() -> None:  # datatrove's markers are the truth about finished tasks
@@ -141,7 +142,7 @@ def run_stage(executor, stage: str, logging_dir: Path, tasks: int, progress: boo
         with _stderr_to(logging_dir / "driver.log"):
             executor.run()
     except Exception as e:  # a task's exception, re-raised by datatrove's pool
-        raise _failure(stage, logging_dir, tasks, e) from None
+        raise _failure(command, stage, logging_dir, tasks, e) from None
     finally:
         stop.set()
         thread.join()

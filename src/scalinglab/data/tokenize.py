@@ -8,11 +8,15 @@ end-of-text token. Input file ``documents-NNNNN.jsonl`` becomes shards ``train-N
 completion marker exists. The held-out documents are also written as ``val_docs.jsonl`` (one
 ``{"text", "id", "source"}`` per line) for evaluation, and ``meta.json`` (the stats: tokens,
 documents, bytes per token, tokens/s) is written last.
+
+With ``executor=local tasks=T`` (or ``slurm`` / ``ray``) the input files are tokenised by T
+datatrove tasks, task r taking files r, r+T, ...; each file still becomes the shard pair of its
+own index, with the held-out ids chosen once by the driver, so the shards are byte for byte
+those of the one-process run. The tasks' datatrove logs and markers are in ``SHARDS/tasks/``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import sys
@@ -20,66 +24,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from scalinglab import io as sio
-from scalinglab.config import Config
-from scalinglab.data.corpus import STATS_FILE
 from scalinglab.data.document import read_jsonl_docs
-from scalinglab.data.shards import SHARD_TOKENIZER, write_shard
+from scalinglab.data.executors import ExecutorKind
+from scalinglab.data.shards import SHARD_TOKENIZER
+from scalinglab.data.token_files import (  # noqa: F401 (re-exported: callers import them from here)
+    EOT_TOKEN,
+    TokenizeConfig,
+    corpus_files,
+    file_markers,
+    load_tokenizer,
+    tokenize_file,
+)
 from scalinglab.errors import ScalinglabError
 from scalinglab.io import AtomicLineWriter, atomic_write_bytes, locked
 
-EOT_TOKEN = "<|endoftext|>"
 TRAIN_INDEX_DIR = "ngram_index"
-
-
-@dataclasses.dataclass
-class TokenizeConfig(Config):
-    """Inputs and knobs of ``scalinglab data tokenize``."""
-
-    corpus: str = ""
-    """A directory written by ``scalinglab data prepare`` (must hold stats.json)."""
-    tokenizer: str = ""
-    """An HF ``tokenizers`` tokenizer.json holding the end-of-text token."""
-    out: str = ""
-    """Shard directory."""
-    val_fraction: float = 0.05
-    """Fraction of documents held out for validation (at least one)."""
-    seed: int = 0
-    """Seed of the train/validation split."""
-    eot_token: str = EOT_TOKEN
-    batch_docs: int = 256
-    """Documents per ``encode_batch`` call."""
-    progress: bool = True
-    ngram_index: bool = True
-    """Write SHARDS/ngram_index/: 13-grams of the training split, to mark eval items dirty."""
-
-
-def load_tokenizer(path: str | Path, eot_token: str = EOT_TOKEN):
-    """The tokenizer, its end-of-text id and vocabulary size; one-line errors otherwise."""
-    from tokenizers import Tokenizer
-
-    try:
-        tok = Tokenizer.from_file(str(path))
-    except Exception as e:  # tokenizers raises its own Exception type for bad files
-        raise ScalinglabError(f"{path}: cannot load tokenizer: {e}") from None
-    eot = tok.token_to_id(eot_token)
-    if eot is None:
-        raise ScalinglabError(f"{path}: tokenizer has no end-of-text token {eot_token!r}")
-    return tok, int(eot), int(tok.get_vocab_size(with_added_tokens=True))
-
-
-def corpus_files(corpus: str | Path) -> list[Path]:
-    """The mixed document files of a complete corpus."""
-    corpus = Path(corpus)
-    if not (corpus / STATS_FILE).exists():
-        raise ScalinglabError(f"{corpus}: not a complete prepared corpus (no {STATS_FILE}); "
-                              "run or finish `scalinglab data prepare` first")
-    files = sorted(corpus.glob("documents-*.jsonl"))
-    if not files:
-        raise ScalinglabError(f"{corpus}: corpus has no documents-*.jsonl")
-    return files
 
 
 def _split_key(doc_id: str, seed: int) -> bytes:
@@ -97,37 +57,6 @@ def choose_val_ids(files: list[Path], fraction: float, seed: int) -> set[str]:
     if n_val >= len(ids):
         raise ScalinglabError(f"corpus has {len(ids)} document(s): too few to hold some out")
     return set(sorted(ids, key=lambda i: _split_key(i, seed))[:n_val])
-
-
-def _encode_file(path: Path, tok, eot: int, val_ids: set[str], batch: int,
-                 bar) -> dict[str, tuple[np.ndarray, int, int, int]]:
-    """``split -> (tokens, docs, text bytes, end-of-text tokens removed from texts)``."""
-    parts: dict[str, list[np.ndarray]] = {"train": [], "val": []}
-    docs = {"train": 0, "val": 0}
-    nbytes = {"train": 0, "val": 0}
-    removed = {"train": 0, "val": 0}
-    buf: list = []
-
-    def flush() -> None:
-        for d, enc in zip(buf, tok.encode_batch([d.text for d in buf]), strict=True):
-            split = "val" if d.id in val_ids else "train"
-            ids = enc.ids
-            if eot in ids:  # the literal "<|endoftext|>" in a text must not end a document
-                removed[split] += ids.count(eot)
-                ids = [i for i in ids if i != eot]
-            parts[split].append(np.asarray(ids + [eot], dtype=np.uint32))
-            docs[split] += 1
-            nbytes[split] += len(d.text.encode("utf-8"))
-        bar.update(len(buf))
-        buf.clear()
-
-    for doc in read_jsonl_docs(path):
-        buf.append(doc)
-        if len(buf) >= batch:
-            flush()
-    flush()
-    return {s: (np.concatenate(parts[s]) if parts[s] else np.zeros(0, np.uint32), docs[s],
-                nbytes[s], removed[s]) for s in parts}
 
 
 def tokenize_corpus(cfg: TokenizeConfig) -> dict[str, Any]:
@@ -152,29 +81,32 @@ def _tokenize(cfg: TokenizeConfig, out: Path, files: list[Path], tokenizer: tupl
     tok, eot, vocab = tokenizer
     sio.remove_stale_temps(out)  # a killed run's unfinished shard writes: never read, litter
     _check_settings(cfg, out, vocab)
+    start = time.perf_counter()
+    if cfg.executor != ExecutorKind.inprocess:
+        from scalinglab.data.tokenize_tasks import tokenize_sharded
+
+        before = file_markers(out, len(files))
+        tokenize_sharded(cfg, out, files, val_ids)
+        new_tokens = sum(t for i, d in file_markers(out, len(files)).items() if i not in before
+                         for t in (d["train"]["tokens"], d["val"]["tokens"]))
+    else:
+        new_tokens = 0
+        with tqdm(unit="doc", desc="tokenize", disable=not cfg.progress, file=sys.stderr,
+                  mininterval=1.0) as bar:
+            for index, path in enumerate(files):
+                new_tokens += tokenize_file(out, index, path, tokenizer, val_ids,
+                                             cfg.batch_docs, bar)
+    elapsed = time.perf_counter() - start
+    markers = file_markers(out, len(files))
+    if len(markers) != len(files):  # a launched or failed stage: never a partial meta.json
+        raise ScalinglabError(f"{out}: {len(files) - len(markers)} of {len(files)} input files "
+                              "not tokenised; rerun to resume")
     totals = {s: {"tokens": 0, "docs": 0, "bytes": 0, "eot_removed_from_text": 0}
               for s in ("train", "val")}
-    start, new_tokens = time.perf_counter(), 0
-    with tqdm(unit="doc", desc="tokenize", disable=not cfg.progress, file=sys.stderr,
-              mininterval=1.0) as bar:
-        for index, path in enumerate(files):
-            marker = out / f".done-{index:05d}.json"  # written after both shards
-            if marker.exists():
-                done = json.loads(marker.read_text())
-            else:
-                encoded = _encode_file(path, tok, eot, val_ids, cfg.batch_docs, bar)
-                done = {}
-                for split, (tokens, docs, nbytes, removed) in encoded.items():
-                    write_shard(out, split, index, tokens, vocab_size=vocab, eot_id=eot,
-                                num_docs=docs)
-                    done[split] = {"tokens": int(tokens.size), "docs": docs, "bytes": nbytes,
-                                   "eot_removed_from_text": removed}
-                    new_tokens += int(tokens.size)
-                atomic_write_bytes(marker, sio.dumps(done).encode())
-            for split, counts in done.items():
-                for k, v in counts.items():
-                    totals[split][k] += v
-    elapsed = time.perf_counter() - start
+    for done in markers.values():
+        for split, counts in done.items():
+            for k, v in counts.items():
+                totals[split][k] += v
     _write_val_docs(out, files, val_ids)
     if cfg.ngram_index:
         _write_train_index(out, files, val_ids)

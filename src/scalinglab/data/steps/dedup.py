@@ -5,7 +5,8 @@ check per candidate pair: its estimated Jaccard (share of equal signature values
 ``verify_threshold``. Banding alone cannot separate Jaccard 0.8 from 0.5 with a modest number
 of permutations (b=20 x r=6 flags 27% of pairs at J=0.5); the check makes the curve steep
 (see ``benchmarks/dedup_scurve.py``). Documents linked by verified pairs form clusters
-(connected components); the first document of each cluster, in input order, is kept.
+(connected components over the whole corpus); the first document of each cluster, in input
+order, is kept.
 
 The signatures are computed with vectorised numpy (multiply-shift hashing per permutation over all
 shingles of a batch at once); see the README for why this and not datasketch / datatrove.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -26,6 +28,7 @@ from scalinglab.config import Config, ConfigError
 from scalinglab.data.document import Document
 from scalinglab.data.steps.base import PipelineStep
 from scalinglab.data.text_hash import hash_words, mix64, ngram_hashes, normalize_words
+from scalinglab.errors import ScalinglabError
 
 _BATCH_SHINGLES = 1 << 15  # shingles hashed per numpy batch: (P, 32768) uint64 = 32 MB at P=128
 
@@ -162,27 +165,62 @@ class MinHasher:
         sig[rows] = (mins >> np.uint64(32)).astype(np.uint32).T  # shift is monotone: same min
 
 
+def band_pairs(block: np.ndarray, band: int, valid: np.ndarray) -> np.ndarray:
+    """Candidate pairs of one LSH band: (E, 2) int64 (later, earlier) row indices.
+
+    ``block`` is that band's (N, r) slice of the signatures, rows in input order. Each row in
+    a bucket is paired with the bucket's first row (linear in N, and enough for connected
+    components); rows with ``valid`` False (no shingles) match nothing. The sharded pipeline
+    runs this per band in separate tasks; the union over bands is :func:`lsh_candidates`.
+    """
+    block = block.astype(np.uint64)
+    h = np.full(len(block), np.uint64(band))
+    for j in range(block.shape[1]):
+        h = mix64(h * np.uint64(0x100000001B3) + block[:, j])
+    idx = np.flatnonzero(valid)
+    order = idx[np.argsort(h[idx], kind="stable")]
+    hs = h[order]
+    new = np.ones(len(order), dtype=bool)  # first of its bucket
+    new[1:] = hs[1:] != hs[:-1]
+    first = order[np.maximum.accumulate(np.where(new, np.arange(len(order)), 0))]
+    return np.stack([order[~new], first[~new]], axis=1).astype(np.int64)
+
+
+def has_shingles(sig: np.ndarray) -> np.ndarray:
+    """(N,) bool: rows that are a real signature (documents without shingles are all max)."""
+    return sig[:, 0] != np.iinfo(np.uint32).max
+
+
 def lsh_candidates(sig: np.ndarray, num_bands: int, rows: int) -> np.ndarray:
     """Candidate pairs: documents whose signatures agree on all rows of some band.
 
-    Each document in a bucket is paired with the bucket's first document (linear in N, and
-    enough for connected components). Returns (E, 2) int64 pairs (later, earlier).
+    Returns (E, 2) int64 pairs (later, earlier), the union of :func:`band_pairs` over bands.
     """
-    valid = sig[:, 0] != np.iinfo(np.uint32).max  # documents without shingles match nothing
-    pairs = []
-    for band in range(num_bands):
-        block = sig[:, band * rows : (band + 1) * rows].astype(np.uint64)  # (N, r)
-        h = np.full(len(sig), np.uint64(band))
-        for j in range(rows):
-            h = mix64(h * np.uint64(0x100000001B3) + block[:, j])
-        idx = np.flatnonzero(valid)
-        order = idx[np.argsort(h[idx], kind="stable")]
-        hs = h[order]
-        new = np.ones(len(order), dtype=bool)  # first of its bucket
-        new[1:] = hs[1:] != hs[:-1]
-        first = order[np.maximum.accumulate(np.where(new, np.arange(len(order)), 0))]
-        pairs.append(np.stack([order[~new], first[~new]], axis=1))
+    valid = has_shingles(sig)
+    pairs = [band_pairs(sig[:, b * rows : (b + 1) * rows], b, valid) for b in range(num_bands)]
     return np.unique(np.concatenate(pairs), axis=0) if pairs else np.empty((0, 2), np.int64)
+
+
+def verified(pairs: np.ndarray, sig_a: np.ndarray, sig_b: np.ndarray,
+             threshold: float) -> np.ndarray:
+    """The pairs whose estimated Jaccard (share of equal values of ``sig_a[i]``, ``sig_b[i]``,
+    the two rows' signatures) reaches ``threshold``; 0 keeps every pair."""
+    if not len(pairs) or threshold <= 0:
+        return pairs
+    return pairs[(sig_a == sig_b).mean(axis=1) >= threshold]
+
+
+def components(n: int, pairs: np.ndarray) -> np.ndarray:
+    """Connected-component label per row (N,) of the graph with edges ``pairs``."""
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def not_first_of_cluster(labels: np.ndarray) -> np.ndarray:
+    """(N,) bool: rows that are not the first row (in input order) of their cluster."""
+    first = np.full(labels.max() + 1 if len(labels) else 0, len(labels), np.int64)
+    np.minimum.at(first, labels, np.arange(len(labels)))
+    return first[labels] != np.arange(len(labels))
 
 
 def near_duplicate_clusters(sig: np.ndarray, cfg: MinHashConfig) -> np.ndarray:
@@ -190,12 +228,8 @@ def near_duplicate_clusters(sig: np.ndarray, cfg: MinHashConfig) -> np.ndarray:
     if len(sig) == 0:
         return np.empty(0, dtype=np.int64)
     pairs = lsh_candidates(sig, cfg.num_bands, cfg.rows_per_band)
-    if len(pairs) and cfg.verify_threshold > 0:
-        est = (sig[pairs[:, 0]] == sig[pairs[:, 1]]).mean(axis=1)  # (E,) estimated Jaccard
-        pairs = pairs[est >= cfg.verify_threshold]
-    n = len(sig)
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
+    pairs = verified(pairs, sig[pairs[:, 0]], sig[pairs[:, 1]], cfg.verify_threshold)
+    return components(len(sig), pairs)
 
 
 def cluster_texts(texts: list[str], cfg: MinHashConfig | None = None) -> np.ndarray:
@@ -208,15 +242,23 @@ def cluster_texts(texts: list[str], cfg: MinHashConfig | None = None) -> np.ndar
 class MinHashDedup(PipelineStep):
     """Keep one document per near-duplicate cluster (the first in input order).
 
-    Successive ``run`` calls (the pipeline's input parts) share state: a document close to one
-    kept in an earlier call is dropped. Only signatures of kept documents are remembered
-    ((num_perm,) uint32 each); ``restore`` re-adds those of a resumed run's finished parts.
+    The prepare pipeline calls ``scan`` first with every document that passed the filters
+    before this step: the clusters are then the corpus-wide ones, the very ones the sharded
+    pipeline (``data/distributed.py``) computes band by band in its tasks, and ``run`` only
+    drops the documents that are not the first of their cluster. Exact duplicates may be in
+    the scan: a copy has its original's signature and comes after it, so it joins the
+    original's cluster and changes no other (and ``ExactDedup`` drops it before ``run``).
 
-    NOTE: clusters need every signature of a call, so ``run`` reads all of its input before it
-    yields, holding that part's documents in memory.
+    Without a scan, successive ``run`` calls share state instead: each call clusters its input
+    with the documents kept by earlier calls ((num_perm,) uint32 each; ``restore`` re-adds
+    those of a resumed run), so a chain across calls is cut where a link was dropped.
+
+    NOTE: without a scan, clusters need every signature of a call, so ``run`` reads all of its
+    input before it yields, holding that part's documents in memory.
     """
 
     name = "minhash_dedup"
+    scan_after_filters = True  # scan_steps feeds ``scan`` the documents the filters keep
 
     def __init__(self, cfg: MinHashConfig | None = None) -> None:
         super().__init__()
@@ -224,10 +266,32 @@ class MinHashDedup(PipelineStep):
         self.hasher = MinHasher(self.cfg.num_perm, self.cfg.ngram, self.cfg.seed)
         self._kept = np.empty((0, self.cfg.num_perm), np.uint32)  # (M, P) earlier kept docs
         self._pending: list[np.ndarray] = []  # shingles of restored documents
+        self._drop: set[str] | None = None  # ids to drop, once scanned
+
+    def scan(self, docs: Iterable[Document]) -> None:
+        """Cluster all of ``docs`` (in input order) and remember the ids that are not the first
+        of their cluster. Signatures are computed in batches: (N, P) uint32 stay in memory."""
+        ids: list[str] = []
+        sigs, batch = [], []
+        for doc in docs:
+            ids.append(doc.id)
+            batch.append(self.hasher.shingles(doc.text))
+            if len(batch) == 4096:
+                sigs.append(self.hasher.signatures(batch))
+                batch = []
+        sigs.append(self.hasher.signatures(batch))
+        if len(set(ids)) != len(ids):
+            dup = next(i for i, c in Counter(ids).items() if c > 1)
+            raise ScalinglabError(f"minhash_dedup: document id {dup!r} occurs twice; ids must "
+                                  "be unique within the corpus (give each source a name)")
+        labels = near_duplicate_clusters(np.concatenate(sigs), self.cfg)
+        self._drop = {i for i, d in zip(ids, not_first_of_cluster(labels).tolist(),
+                                        strict=True) if d}
 
     def restore(self, doc: Document) -> None:
-        """Remember a document kept by an earlier (resumed) run."""
-        self._pending.append(self.hasher.shingles(doc.text))
+        """Remember a document kept by an earlier (resumed) run (not needed once scanned)."""
+        if self._drop is None:
+            self._pending.append(self.hasher.shingles(doc.text))
 
     def _earlier(self) -> np.ndarray:
         if self._pending:
@@ -236,11 +300,7 @@ class MinHashDedup(PipelineStep):
         return self._kept
 
     def keep(self, sig: np.ndarray) -> list[int]:
-        """The rows of one part's signatures (N, P) to keep; remembers the kept ones.
-
-        The one decision of this step: ``run`` calls it, and so does the sharded pipeline
-        (``data/distributed.py``) on signatures its tasks computed, so both keep the same.
-        """
+        """The rows of one call's signatures (N, P) to keep (no scan); remembers the kept ones."""
         earlier = self._earlier()
         labels = near_duplicate_clusters(np.concatenate([earlier, sig]), self.cfg)
         seen = set(labels[: len(earlier)].tolist())  # clusters that already have their copy
@@ -253,6 +313,9 @@ class MinHashDedup(PipelineStep):
         return kept
 
     def run(self, docs: Iterable[Document]) -> Iterator[Document]:
+        if self._drop is not None:
+            yield from self._run_scanned(docs)
+            return
         buffered: list[Document] = []
         shingles: list[np.ndarray] = []
         for doc in docs:
@@ -263,6 +326,17 @@ class MinHashDedup(PipelineStep):
         for i, doc in enumerate(buffered):
             nbytes = len(doc.text.encode("utf-8"))
             if i not in kept:
+                self.stats.add("dropped.near_duplicate", 1, nbytes)
+                continue
+            self.stats.add("out", 1, nbytes)
+            yield doc
+
+    def _run_scanned(self, docs: Iterable[Document]) -> Iterator[Document]:
+        assert self._drop is not None
+        for doc in docs:
+            nbytes = len(doc.text.encode("utf-8"))
+            self.stats.add("in", 1, nbytes)
+            if doc.id in self._drop:
                 self.stats.add("dropped.near_duplicate", 1, nbytes)
                 continue
             self.stats.add("out", 1, nbytes)
