@@ -41,7 +41,7 @@ def scan_steps(steps: list[PipelineStep], parts: list[Part], progress: bool = Tr
             if getattr(step, "scan_after_filters", False):  # MinHash: clusters of survivors
                 for f in steps[:i]:
                     if isinstance(f, Filter):
-                        docs = f.run(docs)  # its stats are reset before each part's pass
+                        docs = f.decide_ahead(docs)  # decided once: the main pass counts
             step.scan(docs)
 
 

@@ -56,8 +56,21 @@ class Filter(PipelineStep):
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         raise NotImplementedError
 
+    _decided: dict[str, bool | tuple[bool, str]] | None = None
+
+    def decide_ahead(self, docs: Iterable[Document]) -> Iterator[Document]:
+        """The documents this filter keeps, remembering every decision by id, so that the main
+        pass (``process``) counts them without deciding again. A corpus-wide scan that needs
+        the filters' survivors first (MinHash clusters) runs the filters once, not twice."""
+        self._decided = {}
+        for doc in docs:
+            result = self._decided[doc.id] = self.filter(doc)
+            if result if isinstance(result, bool) else result[0]:
+                yield doc
+
     def process(self, doc: Document) -> Iterable[Document]:
-        result = self.filter(doc)
+        decided = self._decided
+        result = decided.pop(doc.id) if decided and doc.id in decided else self.filter(doc)
         keep, reason = (result, self.name) if isinstance(result, bool) else result
         if keep:
             yield doc
