@@ -4,6 +4,7 @@ data for it (the page then says what is missing)."""
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Any
 
 import matplotlib
@@ -12,7 +13,7 @@ matplotlib.use("Agg")  # no display: figures are rendered to PNG bytes
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
@@ -84,7 +85,9 @@ def _clip_y(ax, finals: list[float]) -> None:
 
 
 def isoflop_profiles(s: StudyData) -> Figure | None:
-    """Final validation loss against N per budget, the fitted parabolas and their minima."""
+    """Final validation loss against N per budget, the fitted parabolas and their minima.
+    A budget whose parabola has no minimum, or whose minimum lies outside its runs, says so
+    in the legend; a minimum's interval that leaves the axes ends in an arrow."""
     budgets = s.budgets()
     if not budgets:
         return None
@@ -92,45 +95,83 @@ def isoflop_profiles(s: StudyData) -> Figure | None:
     minima = {float(m["budget"]): m for m in get(s.fits, "approach2", "minima", default=[])
               if isinstance(m, dict) and m.get("budget")}
     fig, ax = plt.subplots(figsize=(8, 4.8))
+    sizes = [float(r[s.count]) for r in s.complete("isoflop") if float(r[s.count]) > 0]
+    # a wild bootstrap interval must not squash the runs into a corner: it is clipped instead
+    xlim = (min(sizes) / 4, max(sizes) * 4)
+    ax.set_xscale("log")
+    ax.set_xlim(*xlim)
     for b in budgets:
         runs = sorted((r for r in s.complete("isoflop") if r["budget"] == b),
                       key=lambda r: r[s.count])
         n = np.array([float(r[s.count]) for r in runs])
         loss = np.array([float(r["final_val_loss"]) for r in runs])
-        ax.plot(n, loss, "o", color=colors[b], label=f"C = {b:.2g}")
+        label = f"C = {b:.2g}"
         if len(runs) >= 3:
             # The drawn curve is a least-squares parabola in log10 N (as Approach 2 fits); the
             # marked minimum is the fit stage's, with its bootstrap interval when present.
             coef = np.polyfit(np.log10(n), loss, 2)
             x = np.linspace(np.log10(n.min()) - 0.15, np.log10(n.max()) + 0.15, 100)
-            ax.plot(10 ** x, np.polyval(coef, x), "-", color=colors[b], lw=1.2)
-            _mark_minimum(ax, minima.get(b), coef, colors[b], x[0] + 0.15, x[-1] - 0.15)
-    sizes = [float(r[s.count]) for r in s.complete("isoflop") if float(r[s.count]) > 0]
-    if sizes:  # a wild bootstrap interval must not squash the runs into a corner
-        ax.set_xlim(min(sizes) / 4, max(sizes) * 4)
-    ax.set(xscale="log", xlabel=f"parameters N ({s.count.removeprefix('params_')})",
+            concave = not coef[0] > 0
+            ax.plot(10 ** x, np.polyval(coef, x), "--" if concave else "-", color=colors[b],
+                    lw=1.2)
+            label += _mark_minimum(ax, minima.get(b), coef, colors[b], xlim,
+                                   (n.min(), n.max()))
+        else:
+            label += f" (only {len(runs)} runs: no parabola)"
+        ax.plot(n, loss, "o", color=colors[b], label=label)
+    ax.set(xlabel=f"parameters N ({s.count.removeprefix('params_')})",
            ylabel="final validation loss", title="IsoFLOP profiles (Approach 2)")
-    ax.legend(fontsize=8, title="budget (FLOPs)", title_fontsize=8)
+    ax.legend(fontsize=8, title="budget (FLOPs)", title_fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3, which="both")
+    _note_failures(fig, {k: v for k, v in failed_fits(s).items() if k == "Approach 2"})
     return fig
 
 
 def _mark_minimum(ax, m: dict[str, Any] | None, coef: np.ndarray, color: Any,
-                  lo: float, hi: float) -> None:
-    """The fit stage's minimum with its interval; without one, the drawn parabola's vertex
-    (lo, hi: the log10 N range of the runs)."""
-    if m and m.get("n_opt"):
-        n_opt, loss = float(m["n_opt"]), m.get("loss_min")
-        loss = float(loss) if loss is not None else float(np.polyval(coef, math.log10(n_opt)))
-        ci = m.get("n_opt_ci")
-        xerr = None
-        if isinstance(ci, (list, tuple)) and len(ci) == 2:
-            xerr = [[max(0.0, n_opt - float(ci[0]))], [max(0.0, float(ci[1]) - n_opt)]]
-        ax.errorbar([n_opt], [loss], xerr=xerr, fmt="*", ms=13, color=color, mec="black",
-                    capsize=4, ecolor="black", zorder=5)
-    elif coef[0] > 0 and lo <= -coef[1] / (2 * coef[0]) <= hi:  # an interior vertex only
+                  xlim: tuple[float, float], runs: tuple[float, float]) -> str:
+    """Draw the fit stage's minimum with its interval (clipped to ``xlim``, an arrow where it
+    goes on); without one, the drawn parabola's vertex when it lies within ``runs`` (the
+    budget's smallest and largest N). Returns what the legend should add:
+    why a budget has no minimum, or that its minimum is unreliable."""
+    if coef[0] <= 0:
+        return " (concave parabola: no minimum)"
+    if not (m and m.get("n_opt")):  # no fit-stage minimum: the drawn parabola's own vertex
         x = -coef[1] / (2 * coef[0])
+        if not _inside(10 ** x, runs):
+            return " (parabola's vertex outside its runs)"
         ax.plot([10 ** x], [np.polyval(coef, x)], "*", ms=13, color=color, mec="black", zorder=5)
+        return " (star: drawn parabola's vertex, no fitted minimum)"
+    n_opt, loss = float(m["n_opt"]), m.get("loss_min")
+    loss = float(loss) if loss is not None else float(np.polyval(coef, math.log10(n_opt)))
+    interior = bool(m.get("interior", True))
+    ci = m.get("n_opt_ci")
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(
+            isinstance(v, (int, float)) and math.isfinite(v) for v in ci):
+        _clipped_interval(ax, float(ci[0]), float(ci[1]), loss, xlim)
+    if _inside(n_opt, xlim):
+        ax.plot([n_opt], [loss], "*", ms=13, color=color if interior else "white",
+                mec="black", zorder=5)
+    return "" if interior else " (minimum outside the trained sizes: extrapolated)"
+
+
+def _inside(x: float, xlim: tuple[float, float]) -> bool:
+    return xlim[0] <= x <= xlim[1]
+
+
+def _clipped_interval(ax, lo: float, hi: float, y: float, xlim: tuple[float, float]) -> None:
+    """A horizontal interval [lo, hi] at height y; an end beyond the axes becomes an arrow."""
+    a, b = max(lo, xlim[0]), min(hi, xlim[1])
+    if a >= b:
+        return
+    ax.plot([a, b], [y, y], "-", color="black", lw=1, zorder=4)
+    for end, clipped, inner in ((a, lo < xlim[0], b), (b, hi > xlim[1], a)):
+        if clipped:
+            tail = end * (inner / end) ** 0.15  # log axis: 15% of the way back in
+            ax.annotate("", xy=(end, y), xytext=(tail, y), zorder=4,
+                        arrowprops={"arrowstyle": "->", "color": "black", "lw": 1})
+        else:
+            ax.plot([end], [y], "|", color="black", ms=8, zorder=4)
 
 
 def _budget_range(s: StudyData) -> np.ndarray:
@@ -140,6 +181,30 @@ def _budget_range(s: StudyData) -> np.ndarray:
     return np.logspace(math.log10(min(budgets) / 3), math.log10(max(budgets) * 1000), 60)
 
 
+# Published laws (names of ``laws.paper``): one line style and grey each, so that the two
+# Chinchilla approaches stay apart.
+REFERENCE_STYLE = {"Chinchilla approach 1 (Table 3)": ("--", "0.45"),
+                   "Chinchilla approach 3": ("-.", "0.1"), "Kaplan et al. 2020": (":", "0.5")}
+
+
+def failed_fits(s: StudyData) -> dict[str, str]:
+    """Approach -> why the fit stage could not fit it (its own error text)."""
+    out = {}
+    for key, (label, _) in APPROACH_STYLE.items():
+        f = s.fits.get(key)
+        if isinstance(f, dict) and f.get("error"):
+            out[label] = str(f["error"])
+        elif s.fits and not isinstance(f, dict):
+            out[label] = "not in fits.json"
+    return out
+
+
+def ci_level(s: StudyData) -> float:
+    """The interval level the fit stage used (fits.json ``ci_level``, 0.95 before it existed)."""
+    level = s.fits.get("ci_level")
+    return float(level) if isinstance(level, (int, float)) and 0 < level < 1 else 0.95
+
+
 def optimal_allocation(s: StudyData) -> Figure | None:
     """N_opt(C) and D_opt(C) on log-log axes: fitted laws, bootstrap band, references."""
     c = _budget_range(s)
@@ -147,32 +212,48 @@ def optimal_allocation(s: StudyData) -> Figure | None:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
     minima = [m for m in get(s.fits, "approach2", "minima", default=[]) if isinstance(m, dict)]
+    level = ci_level(s)
     for ax, which in zip(axes, ("n", "d"), strict=True):
         for key, (label, color) in APPROACH_STYLE.items():
             law = power_law(s.fits.get(key) or {}, which)
             if law:
                 ax.plot(c, law[0] * c ** law[1], color=color, lw=2,
                         label=f"{label}: {which.upper()} ~ C^{law[1]:.2f}")
-        band = approach3_band(s, c)
+        band = approach3_band(s, c, level)
         if band is not None:
             lo, hi = (band[0], band[1]) if which == "n" else (band[2], band[3])
-            ax.fill_between(c, lo, hi, color="C2", alpha=0.2, label="Approach 3, 90% bootstrap")
-        for label, (n, d) in reference_laws(c).items():
-            style = ":" if "Kaplan" in label else "--"
-            ax.plot(c, n if which == "n" else d, style, color="grey", lw=1, label=label)
+            ax.fill_between(c, lo, hi, color="C2", alpha=0.2,
+                            label=f"Approach 3, {level:.0%} bootstrap interval")
+        for name, (label, n, d) in reference_laws(c).items():
+            style, color = REFERENCE_STYLE.get(name, ("--", "grey"))
+            ax.plot(c, n if which == "n" else d, style, color=color, lw=1.2, label=label)
         _plot_minima(ax, minima, which)
         pts = [p for p in get(s.fits, "approach1", "points", default=[]) or []
                if isinstance(p, dict) and p.get("flops") and p.get("n_opt")]
-        if pts:
+        if pts:  # a dense grid of C: a thin line, not hundreds of overlapping dots
             ax.plot([p["flops"] for p in pts], [p["n_opt" if which == "n" else "d_opt"]
-                    for p in pts], ".", color="C0", ms=4, alpha=0.6, label="Approach 1 envelope")
-        ax.axvspan(c[0], max(s.budgets() or [c[0]]), color="0.92", zorder=0)
+                    for p in pts], "-", color="C0", lw=1, alpha=0.7,
+                    label="Approach 1 envelope (per C)")
+        budgets = s.budgets()
+        if budgets:
+            ax.axvspan(min(budgets), max(budgets), color="0.9", zorder=0,
+                       label="budgets this study ran")
         ax.set(xscale="log", yscale="log", xlabel=f"compute C (FLOPs, {s.convention})",
                ylabel="optimal parameters N" if which == "n" else "optimal tokens D",
                title="N_opt(C)" if which == "n" else "D_opt(C)")
         ax.grid(alpha=0.3, which="both")
-    axes[0].legend(fontsize=7, loc="upper left")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="upper center", ncol=3,
+               bbox_to_anchor=(0.5, 0.0))  # below the panels: it hid the reference lines
+    _note_failures(fig, failed_fits(s))
     return fig
+
+
+def _note_failures(fig: Figure, failed: dict[str, str]) -> None:
+    """Say in the figure which approaches are missing and why."""
+    if failed:
+        text = "\n".join(textwrap.fill(f"NOT FITTED: {k}: {v}", 130) for k, v in failed.items())
+        fig.text(0.5, 1.0, text, ha="center", va="bottom", fontsize=8, color="#b42318")
 
 
 def _plot_minima(ax, minima: list[dict[str, Any]], which: str) -> None:
@@ -180,12 +261,16 @@ def _plot_minima(ax, minima: list[dict[str, Any]], which: str) -> None:
     pts = [(b, float(v), m) for b, v, m in pts if v]
     if not pts:
         return
-    yerr = None
-    if which == "n" and all(isinstance(m.get("n_opt_ci"), (list, tuple)) for _, _, m in pts):
-        yerr = [[max(0.0, v - float(m["n_opt_ci"][0])) for _, v, m in pts],
-                [max(0.0, float(m["n_opt_ci"][1]) - v) for _, v, m in pts]]
-    ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=yerr, fmt="o", color="C1",
-                mec="black", capsize=3, zorder=5, label="IsoFLOP minima")
+    for inside, face, label in ((True, "C1", "IsoFLOP minima"),
+                                (False, "white", "IsoFLOP minima outside the trained sizes")):
+        sel = [p for p in pts if bool(p[2].get("interior", True)) == inside]
+        if not sel:
+            continue
+        yerr = None
+        if which == "n" and all(_interval(v, m.get("n_opt_ci")) for _, v, m in sel):
+            yerr = np.hstack([_interval(v, m.get("n_opt_ci")) for _, v, m in sel])
+        ax.errorbar([p[0] for p in sel], [p[1] for p in sel], yerr=yerr, fmt="o", color="C1",
+                    mfc=face, mec="black", capsize=3, zorder=5, label=label)
 
 
 def loss_contours(s: StudyData) -> Figure | None:
@@ -204,22 +289,26 @@ def loss_contours(s: StudyData) -> Figure | None:
     nn, dd = np.meshgrid(np.logspace(np.log10(n_lo), np.log10(n_hi), 200),
                          np.logspace(np.log10(d_lo), np.log10(d_hi), 200))
     loss = fit.law.loss(nn, dd)
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    levels = np.quantile(loss, np.linspace(0.02, 0.9, 14))
-    cs = ax.contour(nn, dd, loss, levels=np.unique(np.round(levels, 3)), cmap="viridis_r",
-                    linewidths=0.8)
-    ax.clabel(cs, fontsize=7, fmt="%.2f")
+    fig, ax = plt.subplots(figsize=(8, 6.2))
+    levels = np.unique(np.round(np.quantile(loss, np.linspace(0.02, 0.9, 14)), 3))
+    run_loss = np.array([float(r["final_val_loss"]) for r in runs])
+    # One scale for contours, markers and colour bar: a contour labelled 3.06 and a run that
+    # reached 3.06 get the colour the bar gives 3.06.
+    norm = Normalize(min(levels.min(), run_loss.min()), max(levels.max(), run_loss.max()))
+    cs = ax.contour(nn, dd, loss, levels=levels, cmap="viridis_r", norm=norm, linewidths=0.8)
+    ax.clabel(cs, fontsize=7, fmt="%.2f", inline=True)
     for b in s.budgets():
         n_line = np.logspace(np.log10(n_lo), np.log10(n_hi), 50)
         ax.plot(n_line, b / (k * n_line), ":", color="grey", lw=0.8)
     ax.plot(n_front, d_front, "-", color="crimson", lw=2, label="efficient frontier (Approach 3)")
-    sc = ax.scatter(n_runs, d_runs, c=[r["final_val_loss"] for r in runs], cmap="viridis_r",
-                    edgecolors="black", s=30, zorder=5, label="runs")
-    fig.colorbar(sc, ax=ax, label="final validation loss")
+    sc = ax.scatter(n_runs, d_runs, c=run_loss, cmap="viridis_r", norm=norm,
+                    edgecolors="black", s=30, zorder=5, label="runs (colour: final val loss)")
+    fig.colorbar(sc, ax=ax, label="validation loss (contours and runs)")
     ax.set(xscale="log", yscale="log", xlim=(n_lo, n_hi), ylim=(d_lo, d_hi),
            xlabel=f"parameters N ({s.count.removeprefix('params_')})", ylabel="tokens D",
            title=f"L(N, D) = E + A/N^alpha + B/D^beta (dotted: C = {k:.3g} N D per budget)")
-    ax.legend(fontsize=8, loc="upper right")
+    # below the axes: a legend inside would hide contour labels
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
     return fig
 
 
