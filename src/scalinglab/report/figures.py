@@ -15,8 +15,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
+from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter  # noqa: E402
 
+from scalinglab.eval.tasks.heldout import N_CHOICES as HELDOUT_CHOICES  # noqa: E402
 from scalinglab.report.data import (  # noqa: E402
     StudyData,
     approach3_band,
@@ -46,21 +47,25 @@ def training_curves(s: StudyData) -> Figure | None:
     norm = LogNorm(min(sizes), max(sizes) * 1.0001)
     cmap = plt.get_cmap("plasma")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    drawn: dict[Any, list[tuple[np.ndarray, np.ndarray]]] = {ax1: [], ax2: []}
     for r in runs:
         rows = s.curves[r["run_id"]]
         per_token = s.flops(r) / max(1, r["tokens"])
         color = cmap(norm(float(r[s.count])))
         steps = [m for m in rows if "train_loss" in m and "tokens" in m]
-        ax1.plot([m["tokens"] * per_token for m in steps], _smooth([m["train_loss"]
-                 for m in steps]), color=color, lw=0.9, alpha=0.8)
-        val = [m for m in rows if m.get("val_loss") is not None]
-        ax2.plot([m["tokens"] for m in val], [m["val_loss"] for m in val], "-o", ms=2,
-                 color=color, lw=0.9, alpha=0.8)
+        val = [m for m in rows if m.get("val_loss") is not None and "tokens" in m]
+        for ax, x, y, fmt in (
+                (ax1, [m["tokens"] * per_token for m in steps],
+                 _smooth([m["train_loss"] for m in steps]), "-"),
+                (ax2, [m["tokens"] for m in val], [m["val_loss"] for m in val], "-o")):
+            if len(x):
+                ax.plot(x, y, fmt, ms=2, color=color, lw=0.9, alpha=0.8)
+                drawn[ax].append((np.asarray(x, dtype=float), np.asarray(y, dtype=float)))
     ax1.set(xscale="log", xlabel=f"training FLOPs ({s.convention})", ylabel="training loss",
             title="Training curves")
     ax2.set(xscale="log", xlabel="tokens", ylabel="validation loss", title="Validation loss")
-    _clip_y(ax1, [r["final_train_loss"] for r in runs if r.get("final_train_loss")])
-    _clip_y(ax2, [r["final_val_loss"] for r in runs])
+    _limits(ax1, drawn[ax1], [r["final_train_loss"] for r in runs if r.get("final_train_loss")])
+    _limits(ax2, drawn[ax2], [r["final_val_loss"] for r in runs])
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=[ax1, ax2],
                  label=f"parameters ({s.count.removeprefix('params_').replace('_', '-')})")
     return fig
@@ -77,11 +82,24 @@ def _smooth(y: list[float], window: int = 9) -> np.ndarray:
     return num / den
 
 
-def _clip_y(ax, finals: list[float]) -> None:
-    """Zoom on the end of training: the first steps' loss would flatten everything else."""
-    if finals:
-        lo, hi = min(finals), max(finals)
-        ax.set_ylim(lo - 0.1 * (hi - lo + 0.2), hi + 1.5 * (hi - lo + 0.2))
+def _limits(ax, curves: list[tuple[np.ndarray, np.ndarray]], finals: list[float]) -> None:
+    """Axes from the drawn data: x spans the curves; y starts at the lowest drawn loss and
+    stops a little above the final losses (the first steps' loss would flatten the rest)."""
+    pts = [(x, y) for x, y in curves if len(x)]
+    if not pts:
+        return
+    x = np.concatenate([p[0] for p in pts])
+    y = np.concatenate([p[1] for p in pts])
+    ok = np.isfinite(y) & (x > 0)
+    if not ok.any():
+        return
+    x, y = x[ok], y[ok]
+    ax.set_xlim(x.min() / 1.15, x.max() * 1.15)
+    lo = float(y.min())
+    top = max(finals) if finals else float(y.max())
+    hi = min(float(y.max()), top + 1.5 * (top - lo + 0.2))
+    pad = 0.04 * (hi - lo) if hi > lo else 0.1
+    ax.set_ylim(lo - pad, hi + pad)
 
 
 def isoflop_profiles(s: StudyData) -> Figure | None:
@@ -126,6 +144,17 @@ def isoflop_profiles(s: StudyData) -> Figure | None:
     ax.grid(alpha=0.3, which="both")
     _note_failures(fig, {k: v for k, v in failed_fits(s).items() if k == "Approach 2"})
     return fig
+
+
+def isoflop_failure(s: StudyData, budget: float) -> str | None:
+    """Why one budget's IsoFLOP parabola has no minimum (the fit stage's two cases: fewer than
+    3 distinct sizes, or a parabola that opens downward), None when it has one."""
+    runs = [r for r in s.complete("isoflop") if r["budget"] == budget]
+    n = np.array([float(r[s.count]) for r in runs])
+    if np.unique(n).size < 3:
+        return f"only {np.unique(n).size} distinct sizes: a parabola needs 3"
+    coef = np.polyfit(np.log10(n), [float(r["final_val_loss"]) for r in runs], 2)
+    return None if coef[0] > 0 else "concave parabola: no minimum"
 
 
 def _mark_minimum(ax, m: dict[str, Any] | None, coef: np.ndarray, color: Any,
@@ -377,11 +406,15 @@ def comparison(s: StudyData) -> Figure | None:
 
 
 def downstream(s: StudyData) -> Figure | None:
-    """Each evaluation metric against training compute, one marker per run."""
+    """Each evaluation metric against training compute, one marker per run, with the score of
+    guessing where it is known."""
     series: dict[str, list[tuple[float, float]]] = {}
+    chance: dict[str, float] = {}
     for r in s.complete():
-        for name, value in flat_metrics(s.evals.get(r["run_id"], {})).items():
+        result = s.evals.get(r["run_id"], {})
+        for name, value in flat_metrics(result).items():
             series.setdefault(name, []).append((s.flops(r), value))
+        chance |= chance_levels(result)
     series = {k: v for k, v in series.items() if len(v) >= 2}
     if not series:
         return None
@@ -390,12 +423,45 @@ def downstream(s: StudyData) -> Figure | None:
     for ax, name in zip(axes[0], names, strict=True):
         x, y = zip(*sorted(series[name]), strict=True)
         ax.plot(x, y, "o", color="C4")
-        ax.set(xscale="log", xlabel="FLOPs", title=name)
-        # budgets a factor 2 apart put minor labels (2e11, 3e11, 4e11) on top of each other
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        if name in chance:
+            ax.axhline(chance[name], color="grey", ls="--", lw=1,
+                       label=f"chance {chance[name]:.2g}")
+            ax.legend(fontsize=7)
+        ax.set(xscale="log", xlabel=f"training FLOPs ({s.convention})",
+               ylabel=name.rsplit(" ", 1)[-1], title=name)
+        _compute_ticks(ax, min(x), max(x))
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def _compute_ticks(ax, lo: float, hi: float) -> None:
+    """Three labelled ticks across the runs' compute: budgets a factor 2 apart leave a log
+    axis with one decade tick (or minor labels on top of each other)."""
+    ticks = np.geomspace(lo, hi, 3) if hi > lo else np.array([lo / 2, lo, lo * 2])
+    ax.set_xlim(ticks[0] / 1.3, ticks[-1] * 1.3)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FixedFormatter([f"{t:.2g}" for t in ticks]))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+# Score of guessing per task (1 / number of choices) for the tasks shipped in eval/tasks, used
+# when a results.json does not record its own ``chance``. ARC's questions have 3 to 5 choices,
+# nearly all 4.
+KNOWN_CHANCE = {"piqa": 0.5, "winogrande": 0.5, "boolq": 0.5, "hellaswag": 0.25, "arc": 0.25,
+                "heldout_continuation": 1 / HELDOUT_CHOICES}
+CHANCE_METRICS = ("acc", "acc_norm")
+
+
+def chance_levels(result: dict[str, Any]) -> dict[str, float]:
+    """'task k-shot metric' -> score of guessing, for the accuracy metrics of known tasks."""
+    out: dict[str, float] = {}
+    for task, t in (result.get("tasks") or {}).items():
+        c = t.get("chance") if isinstance(t, dict) else None
+        c = c if isinstance(c, (int, float)) else KNOWN_CHANCE.get(task)
+        for k in ((t.get("shots") or {}) if isinstance(t, dict) and c is not None else {}):
+            out |= {f"{task} {k}-shot {m}": float(c) for m in CHANCE_METRICS}
+    return out
 
 
 EVAL_METRICS = ("acc", "acc_norm", "exact_match", "bits_per_byte", "perplexity")
