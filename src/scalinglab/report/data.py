@@ -7,6 +7,7 @@ without metrics or evaluation results all degrade to a note in the page, never a
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +52,25 @@ class StudyData:
         return f"params_{law_param_count(self.convention)}"
 
     def complete(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Complete runs with a finite final validation loss (the ones figures can draw; the
+        fit stage leaves non-finite ones out too)."""
         return [r for r in self.rows if r.get("status") == "complete"
-                and r.get("final_val_loss") is not None and (kind is None or r["kind"] == kind)]
+                and finite(r.get("final_val_loss")) and (kind is None or r["kind"] == kind)]
+
+    def not_drawn(self) -> list[dict[str, Any]]:
+        """Complete runs that ``complete`` leaves out: no finite final validation loss."""
+        return [r for r in self.rows if r.get("status") == "complete"
+                and not finite(r.get("final_val_loss"))]
 
     def flops(self, row: dict[str, Any]) -> float:
         return float(row.get(f"flops_{self.convention}") or 0.0)
 
     def budgets(self) -> list[float]:
         return sorted({float(r["budget"]) for r in self.complete("isoflop") if r.get("budget")})
+
+
+def finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def load_study(study: str | Path) -> StudyData:

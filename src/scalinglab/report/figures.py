@@ -22,6 +22,7 @@ from scalinglab.report.data import (  # noqa: E402
     StudyData,
     approach3_band,
     approach3_fit,
+    finite,
     get,
     power_law,
     reference_laws,
@@ -228,6 +229,33 @@ def failed_fits(s: StudyData) -> dict[str, str]:
     return out
 
 
+# An approach's N_opt exponent with a bootstrap interval wider than this says nothing about
+# how to scale (Chinchilla's three approaches span 0.46..0.50).
+MAX_EXPONENT_CI_WIDTH = 0.5
+
+
+def unreliable_fits(s: StudyData) -> dict[str, str]:
+    """Approach -> why its fitted N_opt ~ C^a is not to be trusted: a outside (0, 1) (N_opt or
+    D_opt would shrink as compute grows), not finite, or a bootstrap interval too wide."""
+    out = {}
+    for key, (label, _) in APPROACH_STYLE.items():
+        f = s.fits.get(key)
+        a = f.get("a") if isinstance(f, dict) else None
+        if a is None or f.get("error"):
+            continue
+        a_ci = f.get("a_ci") or get(f, "ci", "a")
+        if not finite(a):
+            out[label] = f"exponent a = {a} is not a number"
+        elif not 0 < a < 1:
+            out[label] = (f"a = {a:.3g} outside (0, 1): N_opt or D_opt would shrink as "
+                          "compute grows")
+        elif (isinstance(a_ci, list) and len(a_ci) == 2 and all(finite(v) for v in a_ci)
+              and a_ci[1] - a_ci[0] > MAX_EXPONENT_CI_WIDTH):
+            out[label] = (f"{ci_level(s):.0%} interval of a [{a_ci[0]:.3g}, {a_ci[1]:.3g}] "
+                          f"is wider than {MAX_EXPONENT_CI_WIDTH}")
+    return out
+
+
 def ci_level(s: StudyData) -> float:
     """The interval level the fit stage used (fits.json ``ci_level``, 0.95 before it existed)."""
     level = s.fits.get("ci_level")
@@ -242,12 +270,16 @@ def optimal_allocation(s: StudyData) -> Figure | None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
     minima = [m for m in get(s.fits, "approach2", "minima", default=[]) if isinstance(m, dict)]
     level = ci_level(s)
+    unreliable = unreliable_fits(s)
     for ax, which in zip(axes, ("n", "d"), strict=True):
         for key, (label, color) in APPROACH_STYLE.items():
             law = power_law(s.fits.get(key) or {}, which)
             if law:
-                ax.plot(c, law[0] * c ** law[1], color=color, lw=2,
-                        label=f"{label}: {which.upper()} ~ C^{law[1]:.2f}")
+                bad = label in unreliable
+                ax.plot(c, law[0] * c ** law[1], color=color, lw=1.2 if bad else 2,
+                        ls=(0, (4, 2)) if bad else "-",
+                        label=f"{label}: {which.upper()} ~ C^{law[1]:.2f}"
+                        + (" (UNRELIABLE)" if bad else ""))
         band = approach3_band(s, c, level)
         if band is not None:
             lo, hi = (band[0], band[1]) if which == "n" else (band[2], band[3])
@@ -274,14 +306,17 @@ def optimal_allocation(s: StudyData) -> Figure | None:
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=7, loc="upper center", ncol=3,
                bbox_to_anchor=(0.5, 0.0))  # below the panels: it hid the reference lines
-    _note_failures(fig, failed_fits(s))
+    _note_failures(fig, failed_fits(s), unreliable)
     return fig
 
 
-def _note_failures(fig: Figure, failed: dict[str, str]) -> None:
-    """Say in the figure which approaches are missing and why."""
-    if failed:
-        text = "\n".join(textwrap.fill(f"NOT FITTED: {k}: {v}", 130) for k, v in failed.items())
+def _note_failures(fig: Figure, failed: dict[str, str],
+                   unreliable: dict[str, str] | None = None) -> None:
+    """Say in the figure which approaches are missing or unreliable, and why."""
+    lines = [f"NOT FITTED: {k}: {v}" for k, v in failed.items()] + [
+        f"UNRELIABLE: {k}: {v}" for k, v in (unreliable or {}).items()]
+    if lines:
+        text = "\n".join(textwrap.fill(line, 130) for line in lines)
         fig.text(0.5, 1.0, text, ha="center", va="bottom", fontsize=8, color="#b42318")
 
 

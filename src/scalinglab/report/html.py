@@ -108,14 +108,16 @@ def fit_table(s: StudyData) -> str:
         return ('<p class="note">No fits.json yet: run <code>scalinglab fit STUDY</code>, then '
                 "this report again. The IsoFLOP figure shows raw parabolas meanwhile.</p>")
     rows = []
-    failed = figures.failed_fits(s)
+    failed, unreliable = figures.failed_fits(s), figures.unreliable_fits(s)
     for key, (label, _) in figures.APPROACH_STYLE.items():
         f = s.fits.get(key)
         if label in failed:
             rows.append([label, failure(failed[label]), "", "", ""])
         elif isinstance(f, dict) and f.get("a") is not None:
             cis = f.get("ci") if isinstance(f.get("ci"), dict) else {}  # Approach 3 keeps them
-            rows.append([label, num(f.get("a")) + ci(f.get("a_ci") or cis.get("a")),
+            note = (f'<br><span class="bad">unreliable: {esc(unreliable[label])}</span>'
+                    if label in unreliable else "")
+            rows.append([label + note, num(f.get("a")) + ci(f.get("a_ci") or cis.get("a")),
                          num(f.get("b")) + ci(f.get("b_ci") or cis.get("b")),
                          num(f.get("n_coef")), num(f.get("d_coef"))])
     rows.append(["Chinchilla paper", "0.50 / 0.49 / 0.46", "0.50 / 0.51 / 0.54", "", ""])
@@ -336,12 +338,18 @@ def downstream_key(s: StudyData, row: dict[str, Any] | None, run: str) -> tuple:
 
 
 def runs_table(s: StudyData) -> str:
+    left_out = {r["run_id"] for r in s.not_drawn()}
     rows = [[esc(r["run_id"]), esc(r["kind"]), num(r.get("budget")),
              f"{r['n_layers']}x{r['d_model']}", num(r.get(s.count)), num(r.get("tokens")),
              num(r.get("final_train_loss"), 4), num(r.get("final_val_loss"), 4),
-             num(r.get("wall_time_s")), esc(r.get("status")), esc(r.get("error") or "")]
+             num(r.get("wall_time_s")), esc(r.get("status")), esc(r.get("error") or "")
+             + ('<span class="bad">no finite validation loss: left out of the figures'
+                "</span>" if r["run_id"] in left_out else "")]
             for r in s.rows]
-    return ("<details><summary>All runs (" + str(len(rows)) + ")</summary>"
+    note = (f'<p class="note">{len(left_out)} complete run(s) without a finite validation '
+            "loss are left out of every figure (see the table).</p>" if left_out else "")
+    return (note + "<details" + (" open" if left_out else "") + "><summary>All runs ("
+            + str(len(rows)) + ")</summary>"
             + table(["run", "kind", "budget", "shape", "N", "D", "train loss", "val loss",
                      "wall s", "status", "error"], rows) + "</details>")
 
