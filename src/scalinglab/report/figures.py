@@ -113,8 +113,10 @@ def isoflop_profiles(s: StudyData) -> Figure | None:
     colors = _budget_colors(budgets)
     minima = {float(m["budget"]): m for m in get(s.fits, "approach2", "minima", default=[])
               if isinstance(m, dict) and m.get("budget")}
-    fig, ax = plt.subplots(figsize=(8, 4.8))
     sizes = [float(r[s.count]) for r in s.complete("isoflop") if float(r[s.count]) > 0]
+    if not sizes:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4.8))
     # a wild bootstrap interval must not squash the runs into a corner: it is clipped instead
     xlim = (min(sizes) / 4, max(sizes) * 4)
     ax.set_xscale("log")
@@ -176,8 +178,7 @@ def _mark_minimum(ax, m: dict[str, Any] | None, coef: np.ndarray, color: Any,
     loss = float(loss) if loss is not None else float(np.polyval(coef, math.log10(n_opt)))
     interior = bool(m.get("interior", True))
     ci = m.get("n_opt_ci")
-    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(
-            isinstance(v, (int, float)) and math.isfinite(v) for v in ci):
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(finite(v) for v in ci):
         _clipped_interval(ax, float(ci[0]), float(ci[1]), loss, xlim)
     if _inside(n_opt, xlim):
         ax.plot([n_opt], [loss], "*", ms=13, color=color if interior else "white",
@@ -412,10 +413,9 @@ def holdout_trust(s: StudyData) -> Figure | None:
 
 def _interval(v: float, ci: Any) -> list[list[float]] | None:
     """Error-bar lengths [[below], [above]] from a [lo, hi] interval (None when absent)."""
-    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(
-            isinstance(x, (int, float)) for x in ci):
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(finite(x) for x in ci):
         return [[max(0.0, v - float(ci[0]))], [max(0.0, float(ci[1]) - v)]]
-    return None
+    return None  # absent, or NaN where every bootstrap refit failed
 
 
 def comparison(s: StudyData) -> Figure | None:

@@ -368,7 +368,9 @@ def render(s: StudyData) -> str:
                     "Training loss is a running mean.", "No training curves yet."),
         "<h2>IsoFLOP profiles</h2>",
         figure_html(safe_figure(f.isoflop_profiles, s), "One colour per budget; stars mark each "
-                    "budget's fitted minimum with its bootstrap interval.",
+                    f"budget's fitted minimum with its {figures.ci_level(s):.0%} bootstrap "
+                    "interval (hollow: outside the trained sizes; an arrow: the interval goes "
+                    "on beyond the axes; dashed: a concave parabola, no minimum).",
                     "No complete IsoFLOP runs."),
         isoflop_table(s),
         "<h2>Compute-optimal allocation</h2>",
