@@ -12,7 +12,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from scalinglab.report import figures
+from scalinglab.report import figures, verdicts
 from scalinglab.report.analyses import adaptation_section, bias_section
 from scalinglab.report.data import StudyData, approach3_fit, get, study_laws
 
@@ -108,8 +108,8 @@ def fit_table(s: StudyData) -> str:
         return ('<p class="note">No fits.json yet: run <code>scalinglab fit STUDY</code>, then '
                 "this report again. The IsoFLOP figure shows raw parabolas meanwhile.</p>")
     rows = []
-    failed, unreliable = figures.failed_fits(s), figures.unreliable_fits(s)
-    for key, (label, _) in figures.APPROACH_STYLE.items():
+    failed, unreliable = verdicts.failed_fits(s), verdicts.unreliable_fits(s)
+    for key, label in verdicts.APPROACHES.items():
         f = s.fits.get(key)
         if label in failed:
             rows.append([label, failure(failed[label]), "", "", ""])
@@ -123,7 +123,7 @@ def fit_table(s: StudyData) -> str:
     rows.append(["Chinchilla paper", "0.50 / 0.49 / 0.46", "0.50 / 0.51 / 0.54", "", ""])
     out = table(["approach", "a (N_opt ~ C^a)", "b (D_opt ~ C^b)", "N coefficient",
                  "D coefficient"], rows)
-    out += (f"<p>Brackets: {figures.ci_level(s):.0%} bootstrap intervals over runs "
+    out += (f"<p>Brackets: {verdicts.ci_level(s):.0%} bootstrap intervals over runs "
             f"({esc(s.fits.get('n_bootstrap', '?'))} resamples).</p>")
     a3 = approach3_fit(s)
     p = a3.law.to_dict() if a3 else None
@@ -188,7 +188,7 @@ def allocation_table(s: StudyData) -> str:
     if fitted:
         out += table(["budget C", "law", "N_opt", "D_opt", "tokens / parameter",
                       "predicted loss"], fitted) + (
-            f"<p>Intervals: {figures.ci_level(s):.0%}, bootstrap over runs; the loss interval "
+            f"<p>Intervals: {verdicts.ci_level(s):.0%}, bootstrap over runs; the loss interval "
             "is predictive (it adds the runs' scatter).</p>")
     else:
         out += '<p class="note">No law of this study could be fitted for an allocation.</p>'
@@ -214,7 +214,7 @@ def isoflop_table(s: StudyData) -> str:
         m = minima.get(b)
         runs = [r for r in s.complete("isoflop") if r["budget"] == b]
         if m is None:
-            why = (figures.isoflop_failure(s, b)
+            why = (verdicts.isoflop_failure(s, b)
                    or (f"Approach 2 not fitted: {a2_error}" if a2_error else "no minimum"))
             rows.append([num(b), str(len(runs)), "", "", f'<span class="bad">{esc(why)}</span>'])
             continue
@@ -313,13 +313,13 @@ def comparison_section(s: StudyData) -> str:
 def downstream_section(s: StudyData) -> str:
     if not s.evals:
         return ""
-    metrics = sorted({k for r in s.evals.values() for k in figures.flat_metrics(r)})[:8]
+    metrics = sorted({k for r in s.evals.values() for k in verdicts.flat_metrics(r)})[:8]
     by_id = {r["run_id"]: r for r in s.rows}
     order = sorted(s.evals, key=lambda run: downstream_key(s, by_id.get(run), run))
     rows = [[esc(run), num((by_id.get(run) or {}).get("budget")),
              num(s.flops(by_id[run]) if run in by_id else None),
              num((by_id.get(run) or {}).get(s.count))]
-            + [num(figures.flat_metrics(s.evals[run]).get(m), 4) for m in metrics]
+            + [num(verdicts.flat_metrics(s.evals[run]).get(m), 4) for m in metrics]
             for run in order]
     return ("<h2>Downstream evaluation</h2>"
             + table(["run", "budget", "FLOPs", "N"] + metrics, rows)
@@ -368,7 +368,7 @@ def render(s: StudyData) -> str:
                     "Training loss is a running mean.", "No training curves yet."),
         "<h2>IsoFLOP profiles</h2>",
         figure_html(safe_figure(f.isoflop_profiles, s), "One colour per budget; stars mark each "
-                    f"budget's fitted minimum with its {figures.ci_level(s):.0%} bootstrap "
+                    f"budget's fitted minimum with its {verdicts.ci_level(s):.0%} bootstrap "
                     "interval (hollow: outside the trained sizes; an arrow: the interval goes "
                     "on beyond the axes; dashed: a concave parabola, no minimum).",
                     "No complete IsoFLOP runs."),
