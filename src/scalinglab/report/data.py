@@ -7,6 +7,7 @@ without metrics or evaluation results all degrade to a note in the page, never a
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +52,25 @@ class StudyData:
         return f"params_{law_param_count(self.convention)}"
 
     def complete(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Complete runs with a finite final validation loss (the ones figures can draw; the
+        fit stage leaves non-finite ones out too)."""
         return [r for r in self.rows if r.get("status") == "complete"
-                and r.get("final_val_loss") is not None and (kind is None or r["kind"] == kind)]
+                and finite(r.get("final_val_loss")) and (kind is None or r["kind"] == kind)]
+
+    def not_drawn(self) -> list[dict[str, Any]]:
+        """Complete runs that ``complete`` leaves out: no finite final validation loss."""
+        return [r for r in self.rows if r.get("status") == "complete"
+                and not finite(r.get("final_val_loss"))]
 
     def flops(self, row: dict[str, Any]) -> float:
         return float(row.get(f"flops_{self.convention}") or 0.0)
 
     def budgets(self) -> list[float]:
         return sorted({float(r["budget"]) for r in self.complete("isoflop") if r.get("budget")})
+
+
+def finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def load_study(study: str | Path) -> StudyData:
@@ -123,8 +135,9 @@ def approach3_fit(s: StudyData) -> MethodFit | None:
 
 
 def approach3_band(s: StudyData, c: np.ndarray,
-                   q: tuple[float, float] = (5, 95)) -> tuple[np.ndarray, ...] | None:
-    """Percentile band of N_opt(C) and D_opt(C) over Approach 3's bootstrap refits.
+                   level: float = 0.95) -> tuple[np.ndarray, ...] | None:
+    """Central ``level`` percentile band of N_opt(C) and D_opt(C) over Approach 3's bootstrap
+    refits (the report passes fits.json's ``ci_level``, the level of every table's interval).
 
     Returns (n_lo, n_hi, d_lo, d_hi) or None without bootstrap samples.
     """
@@ -134,13 +147,20 @@ def approach3_band(s: StudyData, c: np.ndarray,
     if len(boot) < 10:
         return None
     ns, ds = zip(*(b.optimum(c, laws.k) for b in boot), strict=True)
+    q = (50 * (1 - level), 100 - 50 * (1 - level))
     return (*np.percentile(np.array(ns), q, axis=0), *np.percentile(np.array(ds), q, axis=0))
 
 
-def reference_laws(c: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """N_opt(C), D_opt(C) of the published laws (``laws.paper``), for reference lines."""
-    labels = {"Chinchilla approach 1 (Table 3)": "Chinchilla Approach 1 (a=0.50)",
-              "Chinchilla approach 3": "Chinchilla Approach 3 (a=0.46)",
-              "Kaplan et al. 2020": "Kaplan et al. (a=0.73)"}
-    return {labels[name]: law.optimum(c, 6.0) for name, (law, _) in paper_laws().items()
-            if name in labels}
+# The published laws drawn for reference: name in ``laws.paper`` -> legend label saying which
+# approach and which constants.
+REFERENCE_LABELS = {
+    "Chinchilla approach 1 (Table 3)": "Chinchilla paper, Approach 1 (Table 3 fit): N ~ C^0.50",
+    "Chinchilla approach 3": "Chinchilla paper, Approach 3 (E=1.69, A=406.4, B=410.7, "
+                             "alpha=0.34, beta=0.28): N ~ C^0.46",
+    "Kaplan et al. 2020": "Kaplan et al. 2020: N ~ C^0.73"}
+
+
+def reference_laws(c: np.ndarray) -> dict[str, tuple[str, np.ndarray, np.ndarray]]:
+    """Paper name -> (label, N_opt(C), D_opt(C)) of the published laws (``laws.paper``)."""
+    return {name: (REFERENCE_LABELS[name], *law.optimum(c, 6.0))
+            for name, (law, _) in paper_laws().items() if name in REFERENCE_LABELS}

@@ -4,6 +4,7 @@ data for it (the page then says what is missing)."""
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Any
 
 import matplotlib
@@ -12,22 +13,30 @@ matplotlib.use("Agg")  # no display: figures are rendered to PNG bytes
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
+from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter  # noqa: E402
 
 from scalinglab.report.data import (  # noqa: E402
     StudyData,
     approach3_band,
     approach3_fit,
+    finite,
     get,
     power_law,
     reference_laws,
     study_laws,
 )
+from scalinglab.report.verdicts import (  # noqa: E402
+    APPROACHES,
+    chance_levels,
+    ci_level,
+    failed_fits,
+    flat_metrics,
+    unreliable_fits,
+)
 
-APPROACH_STYLE = {"approach1": ("Approach 1", "C0"), "approach2": ("Approach 2", "C1"),
-                  "approach3": ("Approach 3", "C2")}
+APPROACH_STYLE = {key: (label, f"C{i}") for i, (key, label) in enumerate(APPROACHES.items())}
 
 
 def _budget_colors(budgets: list[float]) -> dict[float, Any]:
@@ -45,21 +54,25 @@ def training_curves(s: StudyData) -> Figure | None:
     norm = LogNorm(min(sizes), max(sizes) * 1.0001)
     cmap = plt.get_cmap("plasma")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    drawn: dict[Any, list[tuple[np.ndarray, np.ndarray]]] = {ax1: [], ax2: []}
     for r in runs:
         rows = s.curves[r["run_id"]]
         per_token = s.flops(r) / max(1, r["tokens"])
         color = cmap(norm(float(r[s.count])))
         steps = [m for m in rows if "train_loss" in m and "tokens" in m]
-        ax1.plot([m["tokens"] * per_token for m in steps], _smooth([m["train_loss"]
-                 for m in steps]), color=color, lw=0.9, alpha=0.8)
-        val = [m for m in rows if m.get("val_loss") is not None]
-        ax2.plot([m["tokens"] for m in val], [m["val_loss"] for m in val], "-o", ms=2,
-                 color=color, lw=0.9, alpha=0.8)
+        val = [m for m in rows if m.get("val_loss") is not None and "tokens" in m]
+        for ax, x, y, fmt in (
+                (ax1, [m["tokens"] * per_token for m in steps],
+                 _smooth([m["train_loss"] for m in steps]), "-"),
+                (ax2, [m["tokens"] for m in val], [m["val_loss"] for m in val], "-o")):
+            if len(x):
+                ax.plot(x, y, fmt, ms=2, color=color, lw=0.9, alpha=0.8)
+                drawn[ax].append((np.asarray(x, dtype=float), np.asarray(y, dtype=float)))
     ax1.set(xscale="log", xlabel=f"training FLOPs ({s.convention})", ylabel="training loss",
             title="Training curves")
     ax2.set(xscale="log", xlabel="tokens", ylabel="validation loss", title="Validation loss")
-    _clip_y(ax1, [r["final_train_loss"] for r in runs if r.get("final_train_loss")])
-    _clip_y(ax2, [r["final_val_loss"] for r in runs])
+    _limits(ax1, drawn[ax1], [r["final_train_loss"] for r in runs if r.get("final_train_loss")])
+    _limits(ax2, drawn[ax2], [r["final_val_loss"] for r in runs])
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=[ax1, ax2],
                  label=f"parameters ({s.count.removeprefix('params_').replace('_', '-')})")
     return fig
@@ -76,61 +89,115 @@ def _smooth(y: list[float], window: int = 9) -> np.ndarray:
     return num / den
 
 
-def _clip_y(ax, finals: list[float]) -> None:
-    """Zoom on the end of training: the first steps' loss would flatten everything else."""
-    if finals:
-        lo, hi = min(finals), max(finals)
-        ax.set_ylim(lo - 0.1 * (hi - lo + 0.2), hi + 1.5 * (hi - lo + 0.2))
+def _limits(ax, curves: list[tuple[np.ndarray, np.ndarray]], finals: list[float]) -> None:
+    """Axes from the drawn data: x spans the curves; y starts at the lowest drawn loss and
+    stops a little above the final losses (the first steps' loss would flatten the rest)."""
+    pts = [(x, y) for x, y in curves if len(x)]
+    if not pts:
+        return
+    x = np.concatenate([p[0] for p in pts])
+    y = np.concatenate([p[1] for p in pts])
+    ok = np.isfinite(y) & (x > 0)
+    if not ok.any():
+        return
+    x, y = x[ok], y[ok]
+    ax.set_xlim(x.min() / 1.15, x.max() * 1.15)
+    lo = float(y.min())
+    top = max(finals) if finals else float(y.max())
+    hi = min(float(y.max()), top + 1.5 * (top - lo + 0.2))
+    pad = 0.04 * (hi - lo) if hi > lo else 0.1
+    ax.set_ylim(lo - pad, hi + pad)
 
 
 def isoflop_profiles(s: StudyData) -> Figure | None:
-    """Final validation loss against N per budget, the fitted parabolas and their minima."""
+    """Final validation loss against N per budget, the fitted parabolas and their minima.
+    A budget whose parabola has no minimum, or whose minimum lies outside its runs, says so
+    in the legend; a minimum's interval that leaves the axes ends in an arrow."""
     budgets = s.budgets()
     if not budgets:
         return None
     colors = _budget_colors(budgets)
     minima = {float(m["budget"]): m for m in get(s.fits, "approach2", "minima", default=[])
               if isinstance(m, dict) and m.get("budget")}
+    sizes = [float(r[s.count]) for r in s.complete("isoflop") if float(r[s.count]) > 0]
+    if not sizes:
+        return None
     fig, ax = plt.subplots(figsize=(8, 4.8))
+    # a wild bootstrap interval must not squash the runs into a corner: it is clipped instead
+    xlim = (min(sizes) / 4, max(sizes) * 4)
+    ax.set_xscale("log")
+    ax.set_xlim(*xlim)
     for b in budgets:
         runs = sorted((r for r in s.complete("isoflop") if r["budget"] == b),
                       key=lambda r: r[s.count])
         n = np.array([float(r[s.count]) for r in runs])
         loss = np.array([float(r["final_val_loss"]) for r in runs])
-        ax.plot(n, loss, "o", color=colors[b], label=f"C = {b:.2g}")
+        label = f"C = {b:.2g}"
         if len(runs) >= 3:
             # The drawn curve is a least-squares parabola in log10 N (as Approach 2 fits); the
             # marked minimum is the fit stage's, with its bootstrap interval when present.
             coef = np.polyfit(np.log10(n), loss, 2)
             x = np.linspace(np.log10(n.min()) - 0.15, np.log10(n.max()) + 0.15, 100)
-            ax.plot(10 ** x, np.polyval(coef, x), "-", color=colors[b], lw=1.2)
-            _mark_minimum(ax, minima.get(b), coef, colors[b], x[0] + 0.15, x[-1] - 0.15)
-    sizes = [float(r[s.count]) for r in s.complete("isoflop") if float(r[s.count]) > 0]
-    if sizes:  # a wild bootstrap interval must not squash the runs into a corner
-        ax.set_xlim(min(sizes) / 4, max(sizes) * 4)
-    ax.set(xscale="log", xlabel=f"parameters N ({s.count.removeprefix('params_')})",
+            concave = not coef[0] > 0
+            ax.plot(10 ** x, np.polyval(coef, x), "--" if concave else "-", color=colors[b],
+                    lw=1.2)
+            label += _mark_minimum(ax, minima.get(b), coef, colors[b], xlim,
+                                   (n.min(), n.max()))
+        else:
+            label += f" (only {len(runs)} runs: no parabola)"
+        ax.plot(n, loss, "o", color=colors[b], label=label)
+    ax.set(xlabel=f"parameters N ({s.count.removeprefix('params_')})",
            ylabel="final validation loss", title="IsoFLOP profiles (Approach 2)")
-    ax.legend(fontsize=8, title="budget (FLOPs)", title_fontsize=8)
+    ax.legend(fontsize=8, title="budget (FLOPs)", title_fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3, which="both")
+    _note_failures(fig, {k: v for k, v in failed_fits(s).items() if k == "Approach 2"})
     return fig
 
 
 def _mark_minimum(ax, m: dict[str, Any] | None, coef: np.ndarray, color: Any,
-                  lo: float, hi: float) -> None:
-    """The fit stage's minimum with its interval; without one, the drawn parabola's vertex
-    (lo, hi: the log10 N range of the runs)."""
-    if m and m.get("n_opt"):
-        n_opt, loss = float(m["n_opt"]), m.get("loss_min")
-        loss = float(loss) if loss is not None else float(np.polyval(coef, math.log10(n_opt)))
-        ci = m.get("n_opt_ci")
-        xerr = None
-        if isinstance(ci, (list, tuple)) and len(ci) == 2:
-            xerr = [[max(0.0, n_opt - float(ci[0]))], [max(0.0, float(ci[1]) - n_opt)]]
-        ax.errorbar([n_opt], [loss], xerr=xerr, fmt="*", ms=13, color=color, mec="black",
-                    capsize=4, ecolor="black", zorder=5)
-    elif coef[0] > 0 and lo <= -coef[1] / (2 * coef[0]) <= hi:  # an interior vertex only
+                  xlim: tuple[float, float], runs: tuple[float, float]) -> str:
+    """Draw the fit stage's minimum with its interval (clipped to ``xlim``, an arrow where it
+    goes on); without one, the drawn parabola's vertex when it lies within ``runs`` (the
+    budget's smallest and largest N). Returns what the legend should add:
+    why a budget has no minimum, or that its minimum is unreliable."""
+    if coef[0] <= 0:
+        return " (concave parabola: no minimum)"
+    if not (m and m.get("n_opt")):  # no fit-stage minimum: the drawn parabola's own vertex
         x = -coef[1] / (2 * coef[0])
+        if not _inside(10 ** x, runs):
+            return " (parabola's vertex outside its runs)"
         ax.plot([10 ** x], [np.polyval(coef, x)], "*", ms=13, color=color, mec="black", zorder=5)
+        return " (star: drawn parabola's vertex, no fitted minimum)"
+    n_opt, loss = float(m["n_opt"]), m.get("loss_min")
+    loss = float(loss) if loss is not None else float(np.polyval(coef, math.log10(n_opt)))
+    interior = bool(m.get("interior", True))
+    ci = m.get("n_opt_ci")
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(finite(v) for v in ci):
+        _clipped_interval(ax, float(ci[0]), float(ci[1]), loss, xlim)
+    if _inside(n_opt, xlim):
+        ax.plot([n_opt], [loss], "*", ms=13, color=color if interior else "white",
+                mec="black", zorder=5)
+    return "" if interior else " (minimum outside the trained sizes: extrapolated)"
+
+
+def _inside(x: float, xlim: tuple[float, float]) -> bool:
+    return xlim[0] <= x <= xlim[1]
+
+
+def _clipped_interval(ax, lo: float, hi: float, y: float, xlim: tuple[float, float]) -> None:
+    """A horizontal interval [lo, hi] at height y; an end beyond the axes becomes an arrow."""
+    a, b = max(lo, xlim[0]), min(hi, xlim[1])
+    if a >= b:
+        return
+    ax.plot([a, b], [y, y], "-", color="black", lw=1, zorder=4)
+    for end, clipped, inner in ((a, lo < xlim[0], b), (b, hi > xlim[1], a)):
+        if clipped:
+            tail = end * (inner / end) ** 0.15  # log axis: 15% of the way back in
+            ax.annotate("", xy=(end, y), xytext=(tail, y), zorder=4,
+                        arrowprops={"arrowstyle": "->", "color": "black", "lw": 1})
+        else:
+            ax.plot([end], [y], "|", color="black", ms=8, zorder=4)
 
 
 def _budget_range(s: StudyData) -> np.ndarray:
@@ -140,6 +207,12 @@ def _budget_range(s: StudyData) -> np.ndarray:
     return np.logspace(math.log10(min(budgets) / 3), math.log10(max(budgets) * 1000), 60)
 
 
+# Published laws (names of ``laws.paper``): one line style and grey each, so that the two
+# Chinchilla approaches stay apart.
+REFERENCE_STYLE = {"Chinchilla approach 1 (Table 3)": ("--", "0.45"),
+                   "Chinchilla approach 3": ("-.", "0.1"), "Kaplan et al. 2020": (":", "0.5")}
+
+
 def optimal_allocation(s: StudyData) -> Figure | None:
     """N_opt(C) and D_opt(C) on log-log axes: fitted laws, bootstrap band, references."""
     c = _budget_range(s)
@@ -147,32 +220,55 @@ def optimal_allocation(s: StudyData) -> Figure | None:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
     minima = [m for m in get(s.fits, "approach2", "minima", default=[]) if isinstance(m, dict)]
+    level = ci_level(s)
+    unreliable = unreliable_fits(s)
     for ax, which in zip(axes, ("n", "d"), strict=True):
         for key, (label, color) in APPROACH_STYLE.items():
             law = power_law(s.fits.get(key) or {}, which)
             if law:
-                ax.plot(c, law[0] * c ** law[1], color=color, lw=2,
-                        label=f"{label}: {which.upper()} ~ C^{law[1]:.2f}")
-        band = approach3_band(s, c)
+                bad = label in unreliable
+                ax.plot(c, law[0] * c ** law[1], color=color, lw=1.2 if bad else 2,
+                        ls=(0, (4, 2)) if bad else "-",
+                        label=f"{label}: {which.upper()} ~ C^{law[1]:.2f}"
+                        + (" (UNRELIABLE)" if bad else ""))
+        band = approach3_band(s, c, level)
         if band is not None:
             lo, hi = (band[0], band[1]) if which == "n" else (band[2], band[3])
-            ax.fill_between(c, lo, hi, color="C2", alpha=0.2, label="Approach 3, 90% bootstrap")
-        for label, (n, d) in reference_laws(c).items():
-            style = ":" if "Kaplan" in label else "--"
-            ax.plot(c, n if which == "n" else d, style, color="grey", lw=1, label=label)
+            ax.fill_between(c, lo, hi, color="C2", alpha=0.2,
+                            label=f"Approach 3, {level:.0%} bootstrap interval")
+        for name, (label, n, d) in reference_laws(c).items():
+            style, color = REFERENCE_STYLE.get(name, ("--", "grey"))
+            ax.plot(c, n if which == "n" else d, style, color=color, lw=1.2, label=label)
         _plot_minima(ax, minima, which)
         pts = [p for p in get(s.fits, "approach1", "points", default=[]) or []
                if isinstance(p, dict) and p.get("flops") and p.get("n_opt")]
-        if pts:
+        if pts:  # a dense grid of C: a thin line, not hundreds of overlapping dots
             ax.plot([p["flops"] for p in pts], [p["n_opt" if which == "n" else "d_opt"]
-                    for p in pts], ".", color="C0", ms=4, alpha=0.6, label="Approach 1 envelope")
-        ax.axvspan(c[0], max(s.budgets() or [c[0]]), color="0.92", zorder=0)
+                    for p in pts], "-", color="C0", lw=1, alpha=0.7,
+                    label="Approach 1 envelope (per C)")
+        budgets = s.budgets()
+        if budgets:
+            ax.axvspan(min(budgets), max(budgets), color="0.9", zorder=0,
+                       label="budgets this study ran")
         ax.set(xscale="log", yscale="log", xlabel=f"compute C (FLOPs, {s.convention})",
                ylabel="optimal parameters N" if which == "n" else "optimal tokens D",
                title="N_opt(C)" if which == "n" else "D_opt(C)")
         ax.grid(alpha=0.3, which="both")
-    axes[0].legend(fontsize=7, loc="upper left")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="upper center", ncol=3,
+               bbox_to_anchor=(0.5, 0.0))  # below the panels: it hid the reference lines
+    _note_failures(fig, failed_fits(s), unreliable)
     return fig
+
+
+def _note_failures(fig: Figure, failed: dict[str, str],
+                   unreliable: dict[str, str] | None = None) -> None:
+    """Say in the figure which approaches are missing or unreliable, and why."""
+    lines = [f"NOT FITTED: {k}: {v}" for k, v in failed.items()] + [
+        f"UNRELIABLE: {k}: {v}" for k, v in (unreliable or {}).items()]
+    if lines:
+        text = "\n".join(textwrap.fill(line, 130) for line in lines)
+        fig.text(0.5, 1.0, text, ha="center", va="bottom", fontsize=8, color="#b42318")
 
 
 def _plot_minima(ax, minima: list[dict[str, Any]], which: str) -> None:
@@ -180,12 +276,16 @@ def _plot_minima(ax, minima: list[dict[str, Any]], which: str) -> None:
     pts = [(b, float(v), m) for b, v, m in pts if v]
     if not pts:
         return
-    yerr = None
-    if which == "n" and all(isinstance(m.get("n_opt_ci"), (list, tuple)) for _, _, m in pts):
-        yerr = [[max(0.0, v - float(m["n_opt_ci"][0])) for _, v, m in pts],
-                [max(0.0, float(m["n_opt_ci"][1]) - v) for _, v, m in pts]]
-    ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=yerr, fmt="o", color="C1",
-                mec="black", capsize=3, zorder=5, label="IsoFLOP minima")
+    for inside, face, label in ((True, "C1", "IsoFLOP minima"),
+                                (False, "white", "IsoFLOP minima outside the trained sizes")):
+        sel = [p for p in pts if bool(p[2].get("interior", True)) == inside]
+        if not sel:
+            continue
+        yerr = None
+        if which == "n" and all(_interval(v, m.get("n_opt_ci")) for _, v, m in sel):
+            yerr = np.hstack([_interval(v, m.get("n_opt_ci")) for _, v, m in sel])
+        ax.errorbar([p[0] for p in sel], [p[1] for p in sel], yerr=yerr, fmt="o", color="C1",
+                    mfc=face, mec="black", capsize=3, zorder=5, label=label)
 
 
 def loss_contours(s: StudyData) -> Figure | None:
@@ -204,22 +304,26 @@ def loss_contours(s: StudyData) -> Figure | None:
     nn, dd = np.meshgrid(np.logspace(np.log10(n_lo), np.log10(n_hi), 200),
                          np.logspace(np.log10(d_lo), np.log10(d_hi), 200))
     loss = fit.law.loss(nn, dd)
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    levels = np.quantile(loss, np.linspace(0.02, 0.9, 14))
-    cs = ax.contour(nn, dd, loss, levels=np.unique(np.round(levels, 3)), cmap="viridis_r",
-                    linewidths=0.8)
-    ax.clabel(cs, fontsize=7, fmt="%.2f")
+    fig, ax = plt.subplots(figsize=(8, 6.2))
+    levels = np.unique(np.round(np.quantile(loss, np.linspace(0.02, 0.9, 14)), 3))
+    run_loss = np.array([float(r["final_val_loss"]) for r in runs])
+    # One scale for contours, markers and colour bar: a contour labelled 3.06 and a run that
+    # reached 3.06 get the colour the bar gives 3.06.
+    norm = Normalize(min(levels.min(), run_loss.min()), max(levels.max(), run_loss.max()))
+    cs = ax.contour(nn, dd, loss, levels=levels, cmap="viridis_r", norm=norm, linewidths=0.8)
+    ax.clabel(cs, fontsize=7, fmt="%.2f", inline=True)
     for b in s.budgets():
         n_line = np.logspace(np.log10(n_lo), np.log10(n_hi), 50)
         ax.plot(n_line, b / (k * n_line), ":", color="grey", lw=0.8)
     ax.plot(n_front, d_front, "-", color="crimson", lw=2, label="efficient frontier (Approach 3)")
-    sc = ax.scatter(n_runs, d_runs, c=[r["final_val_loss"] for r in runs], cmap="viridis_r",
-                    edgecolors="black", s=30, zorder=5, label="runs")
-    fig.colorbar(sc, ax=ax, label="final validation loss")
+    sc = ax.scatter(n_runs, d_runs, c=run_loss, cmap="viridis_r", norm=norm,
+                    edgecolors="black", s=30, zorder=5, label="runs (colour: final val loss)")
+    fig.colorbar(sc, ax=ax, label="validation loss (contours and runs)")
     ax.set(xscale="log", yscale="log", xlim=(n_lo, n_hi), ylim=(d_lo, d_hi),
            xlabel=f"parameters N ({s.count.removeprefix('params_')})", ylabel="tokens D",
            title=f"L(N, D) = E + A/N^alpha + B/D^beta (dotted: C = {k:.3g} N D per budget)")
-    ax.legend(fontsize=8, loc="upper right")
+    # below the axes: a legend inside would hide contour labels
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
     return fig
 
 
@@ -259,10 +363,9 @@ def holdout_trust(s: StudyData) -> Figure | None:
 
 def _interval(v: float, ci: Any) -> list[list[float]] | None:
     """Error-bar lengths [[below], [above]] from a [lo, hi] interval (None when absent)."""
-    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(
-            isinstance(x, (int, float)) for x in ci):
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(finite(x) for x in ci):
         return [[max(0.0, v - float(ci[0]))], [max(0.0, float(ci[1]) - v)]]
-    return None
+    return None  # absent, or NaN where every bootstrap refit failed
 
 
 def comparison(s: StudyData) -> Figure | None:
@@ -288,11 +391,15 @@ def comparison(s: StudyData) -> Figure | None:
 
 
 def downstream(s: StudyData) -> Figure | None:
-    """Each evaluation metric against training compute, one marker per run."""
+    """Each evaluation metric against training compute, one marker per run, with the score of
+    guessing where it is known."""
     series: dict[str, list[tuple[float, float]]] = {}
+    chance: dict[str, float] = {}
     for r in s.complete():
-        for name, value in flat_metrics(s.evals.get(r["run_id"], {})).items():
+        result = s.evals.get(r["run_id"], {})
+        for name, value in flat_metrics(result).items():
             series.setdefault(name, []).append((s.flops(r), value))
+        chance |= chance_levels(result)
     series = {k: v for k, v in series.items() if len(v) >= 2}
     if not series:
         return None
@@ -301,29 +408,26 @@ def downstream(s: StudyData) -> Figure | None:
     for ax, name in zip(axes[0], names, strict=True):
         x, y = zip(*sorted(series[name]), strict=True)
         ax.plot(x, y, "o", color="C4")
-        ax.set(xscale="log", xlabel="FLOPs", title=name)
-        # budgets a factor 2 apart put minor labels (2e11, 3e11, 4e11) on top of each other
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        if name in chance:
+            ax.axhline(chance[name], color="grey", ls="--", lw=1,
+                       label=f"chance {chance[name]:.2g}")
+            ax.legend(fontsize=7)
+        ax.set(xscale="log", xlabel=f"training FLOPs ({s.convention})",
+               ylabel=name.rsplit(" ", 1)[-1], title=name)
+        _compute_ticks(ax, min(x), max(x))
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 
 
-EVAL_METRICS = ("acc", "acc_norm", "exact_match", "bits_per_byte", "perplexity")
-
-
-def flat_metrics(result: dict[str, Any]) -> dict[str, float]:
-    """The headline numbers of an evaluation ``results.json`` as 'task k-shot metric' -> value
-    (the whole-task scores; clean/dirty subsets and per-source splits stay in the file)."""
-    out: dict[str, float] = {}
-    for task, t in (result.get("tasks") or {}).items():
-        shots = t.get("shots") if isinstance(t, dict) else None
-        for k, m in (shots or {}).items():
-            for metric in EVAL_METRICS:
-                v = m.get(metric) if isinstance(m, dict) else None
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-                    out[f"{task} {k}-shot {metric}"] = float(v)
-    return out
+def _compute_ticks(ax, lo: float, hi: float) -> None:
+    """Three labelled ticks across the runs' compute: budgets a factor 2 apart leave a log
+    axis with one decade tick (or minor labels on top of each other)."""
+    ticks = np.geomspace(lo, hi, 3) if hi > lo else np.array([lo / 2, lo, lo * 2])
+    ax.set_xlim(ticks[0] / 1.3, ticks[-1] * 1.3)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FixedFormatter([f"{t:.2g}" for t in ticks]))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def save(fig: Figure, path) -> None:

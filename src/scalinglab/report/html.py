@@ -12,7 +12,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from scalinglab.report import figures
+from scalinglab.report import figures, verdicts
 from scalinglab.report.analyses import adaptation_section, bias_section
 from scalinglab.report.data import StudyData, approach3_fit, get, study_laws
 
@@ -46,7 +46,7 @@ def num(x: Any, digits: int = 3) -> str:
         return ""
     if isinstance(x, (int, float)) and not isinstance(x, bool):
         if not math.isfinite(x):
-            return str(x)
+            return f'<span class="bad" title="not a finite number">{esc(x)}</span>'
         return f"{x:.{digits}g}"
     return esc(x)
 
@@ -108,16 +108,23 @@ def fit_table(s: StudyData) -> str:
         return ('<p class="note">No fits.json yet: run <code>scalinglab fit STUDY</code>, then '
                 "this report again. The IsoFLOP figure shows raw parabolas meanwhile.</p>")
     rows = []
-    for key, (label, _) in figures.APPROACH_STYLE.items():
+    failed, unreliable = verdicts.failed_fits(s), verdicts.unreliable_fits(s)
+    for key, label in verdicts.APPROACHES.items():
         f = s.fits.get(key)
-        if isinstance(f, dict) and f.get("a") is not None:
+        if label in failed:
+            rows.append([label, failure(failed[label]), "", "", ""])
+        elif isinstance(f, dict) and f.get("a") is not None:
             cis = f.get("ci") if isinstance(f.get("ci"), dict) else {}  # Approach 3 keeps them
-            rows.append([label, num(f.get("a")) + ci(f.get("a_ci") or cis.get("a")),
+            note = (f'<br><span class="bad">unreliable: {esc(unreliable[label])}</span>'
+                    if label in unreliable else "")
+            rows.append([label + note, num(f.get("a")) + ci(f.get("a_ci") or cis.get("a")),
                          num(f.get("b")) + ci(f.get("b_ci") or cis.get("b")),
                          num(f.get("n_coef")), num(f.get("d_coef"))])
     rows.append(["Chinchilla paper", "0.50 / 0.49 / 0.46", "0.50 / 0.51 / 0.54", "", ""])
     out = table(["approach", "a (N_opt ~ C^a)", "b (D_opt ~ C^b)", "N coefficient",
                  "D coefficient"], rows)
+    out += (f"<p>Brackets: {verdicts.ci_level(s):.0%} bootstrap intervals over runs "
+            f"({esc(s.fits.get('n_bootstrap', '?'))} resamples).</p>")
     a3 = approach3_fit(s)
     p = a3.law.to_dict() if a3 else None
     if p:
@@ -138,41 +145,84 @@ def fit_table(s: StudyData) -> str:
     return out
 
 
-def allocation_rows(s: StudyData, multiples: tuple[int, ...] = (10, 100, 1000)) -> list[list]:
-    """Per larger budget and law (fitted ones, then the papers'): N_opt, D_opt, D/N, loss."""
+def failure(reason: str) -> str:
+    return f'<span class="bad">not fitted: {esc(reason)}</span>'
+
+
+def allocation_rows(s: StudyData, multiples: tuple[int, ...] = (10, 100, 1000)
+                    ) -> tuple[list[list], list[list]]:
+    """Per larger budget: the study's fitted laws (N_opt, D_opt, D/N, predicted loss) and,
+    apart, the Chinchilla paper's Approach 3 (N_opt, D_opt, D/N only: its loss is of another
+    corpus and tokenizer, not comparable with the study's)."""
     from scalinglab.scaling.allocate import allocate
 
     budgets = s.budgets() or [max((s.flops(r) for r in s.complete()), default=0.0)]
     top = max(budgets)
     if not s.fits or top <= 0:
-        return []
-    rows = []
+        return [], []
+    fitted, reference = [], []
     for mult in multiples:
         c = top * mult
         for r in allocate(c, study_laws(s)):
-            if not r["source"].startswith("fit:") and r["source"] != "Chinchilla approach 3":
-                continue
             ext = r.get("extrapolation")
-            rows.append([f"{c:.3g} ({mult}x)" + (f", {ext:.3g}x fitted" if ext else ""),
-                         esc(r["source"]) + "".join(f'<br><span class="bad">{esc(w)}</span>'
-                                                     for w in r.get("warnings", [])),
-                         num(r["n_opt"]) + ci(r.get("n_opt_ci")),
-                         num(r["d_opt"]) + ci(r.get("d_opt_ci")), num(r["tokens_per_param"]),
-                         num(r.get("loss"), 4) + ci(r.get("loss_ci"))])
-    return rows
+            budget = f"{c:.3g} ({mult}x)" + (f", {ext:.3g}x fitted" if ext else "")
+            alloc = [num(r["n_opt"]) + ci(r.get("n_opt_ci")),
+                     num(r["d_opt"]) + ci(r.get("d_opt_ci")), num(r["tokens_per_param"])]
+            if r["source"].startswith("fit:"):
+                fitted.append([budget, esc(r["source"]) + "".join(
+                    f'<br><span class="bad">{esc(w)}</span>' for w in r.get("warnings", [])),
+                    *alloc, num(r.get("loss"), 4) + ci(r.get("loss_ci"))])
+            elif r["source"] == "Chinchilla approach 3":
+                reference.append([f"{c:.3g} ({mult}x)", esc(r["source"]), *alloc])
+    return fitted, reference
 
 
 def allocation_table(s: StudyData) -> str:
     try:
-        rows = allocation_rows(s)
+        fitted, reference = allocation_rows(s)
     except Exception as e:  # noqa: BLE001 - a malformed fits.json must not sink the page
         return f'<p class="note">Allocation unavailable: {esc(e)}</p>'
-    if not rows:
+    if not fitted and not reference:
         return '<p class="note">No fitted laws yet: the allocation needs fits.json.</p>'
-    return table(["budget C", "law", "N_opt", "D_opt", "tokens / parameter",
-                  "predicted loss"], rows) + (
-        "<p>Intervals: bootstrap over runs (Approach 3). The Chinchilla paper's law is in its "
-        "own units (C = 6ND, its data): its loss is not comparable with this study's.</p>")
+    out = ""
+    if fitted:
+        out += table(["budget C", "law", "N_opt", "D_opt", "tokens / parameter",
+                      "predicted loss"], fitted) + (
+            f"<p>Intervals: {verdicts.ci_level(s):.0%}, bootstrap over runs; the loss interval "
+            "is predictive (it adds the runs' scatter).</p>")
+    else:
+        out += '<p class="note">No law of this study could be fitted for an allocation.</p>'
+    if reference:
+        out += ("<p>For reference, the Chinchilla paper's law at the same budgets (C = 6ND). "
+                "Its losses are left out: they are of its corpus and tokenizer, not comparable "
+                "with this study's.</p>"
+                + table(["budget C", "published law", "N_opt", "D_opt", "tokens / parameter"],
+                        reference))
+    return out
+
+
+def isoflop_table(s: StudyData) -> str:
+    """Each budget's IsoFLOP minimum as the fit stage found it, or why it has none."""
+    budgets = s.budgets()
+    if not budgets or not s.fits:
+        return ""
+    minima = {float(m["budget"]): m for m in get(s.fits, "approach2", "minima", default=[])
+              if isinstance(m, dict) and m.get("budget")}
+    a2_error = get(s.fits, "approach2", "error")
+    rows = []
+    for b in budgets:
+        m = minima.get(b)
+        runs = [r for r in s.complete("isoflop") if r["budget"] == b]
+        if m is None:
+            why = (verdicts.isoflop_failure(s, b)
+                   or (f"Approach 2 not fitted: {a2_error}" if a2_error else "no minimum"))
+            rows.append([num(b), str(len(runs)), "", "", f'<span class="bad">{esc(why)}</span>'])
+            continue
+        note = ("ok" if m.get("interior", True) else
+                '<span class="bad">minimum outside the trained sizes: extrapolated</span>')
+        rows.append([num(b), str(len(runs)), num(m.get("n_opt")) + ci(m.get("n_opt_ci")),
+                     num(m.get("loss_min"), 4), note])
+    return table(["budget C", "runs", "N_opt", "loss at minimum", "status"], rows)
 
 
 def holdout_section(s: StudyData) -> str:
@@ -263,21 +313,43 @@ def comparison_section(s: StudyData) -> str:
 def downstream_section(s: StudyData) -> str:
     if not s.evals:
         return ""
-    metrics = sorted({k for r in s.evals.values() for k in figures.flat_metrics(r)})[:8]
-    rows = [[esc(run)] + [num(figures.flat_metrics(res).get(m), 4) for m in metrics]
-            for run, res in sorted(s.evals.items())]
-    return ("<h2>Downstream evaluation</h2>" + table(["run"] + metrics, rows)
+    metrics = sorted({k for r in s.evals.values() for k in verdicts.flat_metrics(r)})[:8]
+    by_id = {r["run_id"]: r for r in s.rows}
+    order = sorted(s.evals, key=lambda run: downstream_key(s, by_id.get(run), run))
+    rows = [[esc(run), num((by_id.get(run) or {}).get("budget")),
+             num(s.flops(by_id[run]) if run in by_id else None),
+             num((by_id.get(run) or {}).get(s.count))]
+            + [num(verdicts.flat_metrics(s.evals[run]).get(m), 4) for m in metrics]
+            for run in order]
+    return ("<h2>Downstream evaluation</h2>"
+            + table(["run", "budget", "FLOPs", "N"] + metrics, rows)
             + figure_html(safe_figure(figures.downstream, s), "Scores against compute.",
                           "Too few evaluated runs to plot."))
 
 
+def downstream_key(s: StudyData, row: dict[str, Any] | None, run: str) -> tuple:
+    """Sort key: budget, then compute, then size, as numbers (as strings 1e+16 < 3e+15)."""
+    def f(v: Any) -> float:
+        return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else math.inf
+
+    row = row or {}
+    return (f(row.get("budget")), f(s.flops(row)) if row else math.inf, f(row.get(s.count)),
+            run)
+
+
 def runs_table(s: StudyData) -> str:
+    left_out = {r["run_id"] for r in s.not_drawn()}
     rows = [[esc(r["run_id"]), esc(r["kind"]), num(r.get("budget")),
              f"{r['n_layers']}x{r['d_model']}", num(r.get(s.count)), num(r.get("tokens")),
              num(r.get("final_train_loss"), 4), num(r.get("final_val_loss"), 4),
-             num(r.get("wall_time_s")), esc(r.get("status")), esc(r.get("error") or "")]
+             num(r.get("wall_time_s")), esc(r.get("status")), esc(r.get("error") or "")
+             + ('<span class="bad">no finite validation loss: left out of the figures'
+                "</span>" if r["run_id"] in left_out else "")]
             for r in s.rows]
-    return ("<details><summary>All runs (" + str(len(rows)) + ")</summary>"
+    note = (f'<p class="note">{len(left_out)} complete run(s) without a finite validation '
+            "loss are left out of every figure (see the table).</p>" if left_out else "")
+    return (note + "<details" + (" open" if left_out else "") + "><summary>All runs ("
+            + str(len(rows)) + ")</summary>"
             + table(["run", "kind", "budget", "shape", "N", "D", "train loss", "val loss",
                      "wall s", "status", "error"], rows) + "</details>")
 
@@ -296,8 +368,11 @@ def render(s: StudyData) -> str:
                     "Training loss is a running mean.", "No training curves yet."),
         "<h2>IsoFLOP profiles</h2>",
         figure_html(safe_figure(f.isoflop_profiles, s), "One colour per budget; stars mark each "
-                    "budget's fitted minimum with its bootstrap interval.",
+                    f"budget's fitted minimum with its {verdicts.ci_level(s):.0%} bootstrap "
+                    "interval (hollow: outside the trained sizes; an arrow: the interval goes "
+                    "on beyond the axes; dashed: a concave parabola, no minimum).",
                     "No complete IsoFLOP runs."),
+        isoflop_table(s),
         "<h2>Compute-optimal allocation</h2>",
         figure_html(safe_figure(f.optimal_allocation, s), "Shaded: the budgets this study ran; "
                     "grey lines: published laws for reference (C = 6ND in their units).",
@@ -306,7 +381,9 @@ def render(s: StudyData) -> str:
         "<h3>Allocation for larger budgets</h3>", allocation_table(s),
         "<h2>Loss landscape</h2>",
         figure_html(safe_figure(f.loss_contours, s), "Contours of the fitted L(N, D); red: the "
-                    "compute-optimal frontier.", "Needs Approach 3 in fits.json."),
+                    "compute-optimal frontier.", "Needs Approach 3 in fits.json."
+                    + (f" Approach 3 was not fitted: {get(s.fits, 'approach3', 'error')}"
+                       if get(s.fits, "approach3", "error") else "")),
         "<h2>Forecast</h2>", forecast_section(s),
         "<h2>Can we trust the extrapolation?</h2>", holdout_section(s),
         comparison_section(s), downstream_section(s),
