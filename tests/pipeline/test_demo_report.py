@@ -87,7 +87,8 @@ def test_report_without_fits_or_runs_degrades(tmp_path, shards):
 
     study = tmp_path / "s"
     plan_study(study, SweepConfig().merge({"data": str(shards), "seq_len": 32,
-                                           "isoflop.budgets": [8e9]}))
+                                           "isoflop.budgets": [8e9],
+                                           "width_multiple": 4}))
     record_failure(study, load_plan(study)[0].run_id, "RuntimeError: boom")
     page = write_report(study).read_text()
     assert "No fits.json yet" in page and "boom" in page and "runs failed" in page
