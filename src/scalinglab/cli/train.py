@@ -127,8 +127,9 @@ def register(subparsers) -> None:
                    "measured CPU matmul ceiling)")
     p.add_argument("--parallel", help="layout under torchrun, e.g. dp=2,fsdp=2,tp=2,pp=1")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config and plan, and the expected wall time from a "
-                   "few measured steps (nothing is saved)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved config and plan, and the expected wall time from "
+                   "a few measured steps (nothing is saved)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "overrides", nargs="*", help="key=value overrides, e.g. lr=1e-3 model.n_layers=4",
