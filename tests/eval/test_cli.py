@@ -120,3 +120,46 @@ def test_cli_evaluates_several_runs(byte_run, tmp_path):
     assert first_bpb["bits_per_byte"] == second_bpb["bits_per_byte"] > 0
     assert main(["eval", str(byte_run), str(second), "--tasks", "heldout_bpb",
                  "--out", str(tmp_path / "r.json")]) == 2
+
+
+def test_truncated_prompts_in_the_table_and_one_warning(byte_run, tmp_path, capsys):
+    """The byte model's context is 64 tokens: 1-shot continuation prompts of 24 words must be
+    cut (every one), 0-shot PIQA prompts must not."""
+    heldout = data.write_jsonl(tmp_path / "val_docs.jsonl", data.val_docs())
+    piqa = data.write_jsonl(tmp_path / "piqa.jsonl", data.PIQA)
+    assert main(["eval", str(byte_run), "--tasks", f"heldout_continuation,piqa={piqa}",
+                 "--shots", "0,1", "--heldout", str(heldout)]) == 0
+    cap = capsys.readouterr()
+    lines = cap.out.splitlines()
+    cols = lines[0].split()
+    assert cols[:4] == ["task", "shots", "n", "truncated"]
+    rows = [dict(zip(cols, line.split(), strict=True)) for line in lines[2:]
+            if line.split()[0] in ("heldout_continuation", "piqa")]
+    got = {(r["task"], r["shots"]): (r["n"], r["truncated"]) for r in rows}
+    n, cut = got["heldout_continuation", "1"]
+    assert cut == n and int(n) > 0
+    assert got["piqa", "0"][1] == "0"
+    warnings = [x for x in cap.err.splitlines() if x.startswith("warning:")]
+    assert len(warnings) == 1
+    assert f"heldout_continuation 1-shot {n} of {n}" in warnings[0]
+    assert "context of 64 tokens" in warnings[0] and "piqa 0-shot" not in warnings[0]
+    results = json.loads((byte_run / "results.json").read_text())
+    assert results["context"] == 64
+
+
+def test_no_warning_when_every_prompt_fits(byte_run, tmp_path, capsys):
+    piqa = data.write_jsonl(tmp_path / "piqa.jsonl", data.PIQA)
+    assert main(["eval", str(byte_run), "--tasks", f"piqa={piqa}", "--shots", "0",
+                 "--out", str(tmp_path / "r.json")]) == 0
+    cap = capsys.readouterr()
+    assert "warning" not in cap.err
+    assert json.loads((tmp_path / "r.json").read_text())["tasks"]["piqa"]["shots"]["0"][
+        "truncated"] == 0
+
+
+def test_generation_counts_cut_prompts(byte_run):
+    scorer = Scorer(load_model(byte_run), ByteTokenizer())
+    scorer.generate("x" * 10, ["\n"], 2)
+    assert scorer.truncated == 0
+    scorer.generate("x" * 200, ["\n"], 2)  # 200 bytes > the 64-token context
+    assert scorer.truncated == 1

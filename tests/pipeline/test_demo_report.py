@@ -87,7 +87,8 @@ def test_report_without_fits_or_runs_degrades(tmp_path, shards):
 
     study = tmp_path / "s"
     plan_study(study, SweepConfig().merge({"data": str(shards), "seq_len": 32,
-                                           "isoflop.budgets": [8e9]}))
+                                           "isoflop.budgets": [8e9],
+                                           "width_multiple": 4}))
     record_failure(study, load_plan(study)[0].run_id, "RuntimeError: boom")
     page = write_report(study).read_text()
     assert "No fits.json yet" in page and "boom" in page and "runs failed" in page
@@ -129,3 +130,20 @@ def test_demo_eval_stage_scores_every_run(tmp_path):
         results = json.loads((run_dir(study, r["run_id"]) / "results.json").read_text())
         assert 0 <= results["tasks"]["heldout_continuation"]["shots"]["0"]["acc"] <= 1
     assert "Scores against compute." in write_report(study).read_text()
+
+
+def test_summary_says_4x_larger_with_the_ratio_as_built():
+    """One wording: the model is "4x larger" (as in the headings); the ratio of the shapes
+    that ran is given beside it, not in its place."""
+    cmp = {"budget": 4e11, "optimal_won": True, "params_ratio": 4.3, "tokens_ratio": 4.2,
+           "optimal": {"params": 1.9e4, "tokens": 3.5e6, "val_loss": 3.437},
+           "larger": {"params": 8.2e4, "tokens": 8.6e5, "val_loss": 3.568}}
+    summary = {"data": "d", "runs_complete": 20, "runs_failed": 0, "bracketing_added": [],
+               "a": {"approach1": None, "approach2": 0.5, "approach3": None}, "a_ci": {},
+               "trust": {}, "forecast": {}, "comparison": cmp,
+               "downstream": {"optimal": 0.26, "larger": 0.25}, "allocation": [],
+               "wall_s": 60.0, "cpu_s": 120.0, "report": "r.html"}
+    text = format_summary(summary)
+    assert "vs 4x larger N=8.2e+04 (4.3x as built" in text
+    assert "compute-optimal 0.260 vs 4x larger 0.250" in text
+    assert "4.3x larger" not in text

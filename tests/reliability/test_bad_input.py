@@ -258,7 +258,8 @@ CASES: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
     # ---- OSError (here: a path through a regular file), caught last by the CLI's main
     ("sweep-plan-not-a-directory", lambda t: [
         "sweep", "plan", str(write(t / "afile", "x") / "study"), "--data",
-        str(make_shards(t / "shards")), "isoflop.budgets=[2e10]", "seq_len=32"],
+        str(make_shards(t / "shards")), "isoflop.budgets=[2e10]", "seq_len=32",
+        "width_multiple=4"],
      ["error: sweep plan: ", "afile/study", "Not a directory"]),
     ("prepare-not-a-directory", lambda t: [
         "data", "prepare", "--source", str(write(t / "d.jsonl", '{"text": "hi"}\n')), "--out",
@@ -419,5 +420,5 @@ def test_overrides_may_follow_an_option(tmp_path, capsys):
     """The documented ``sweep plan STUDY --data SHARDS key=value`` reaches the overrides."""
     shards = make_shards(tmp_path / "shards")
     assert main(["sweep", "plan", str(tmp_path / "s"), "--data", str(shards), "--json",
-                 "isoflop.budgets=[2e10]", "seq_len=32"]) == 0
+                 "isoflop.budgets=[2e10]", "seq_len=32", "width_multiple=4"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["budget"] == 2e10

@@ -17,6 +17,7 @@ from scalinglab.scaling.study import extend_brackets, run_dir
 from scalinglab.scaling.study_dir import load_plan, plan_study
 from scalinglab.scaling.sweep import (
     flops_per_token,
+    isoflop_runs,
     model_for,
     params_of,
     predicted_optimum,
@@ -25,11 +26,13 @@ from scalinglab.scaling.sweep import (
 from scalinglab.scaling.sweep_config import BatchRule, LRRule, SweepConfig
 from scalinglab.train.config import TrainConfig
 from scalinglab.train.trainer import plan_run
+from scalinglab.units import format_count
 
 
 def sweep_config(shards, **kw) -> SweepConfig:
+    # width_multiple=4: with the default 16 a 64-token vocabulary floors every width at 16
     base = {"data": str(shards), "seq_len": 32, "isoflop.budgets": [2e10, 8e10],
-            "isoflop.sizes": 5}
+            "isoflop.sizes": 5, "width_multiple": 4}
     base.update(kw)
     return SweepConfig().merge(base)
 
@@ -77,10 +80,11 @@ def test_isoflop_grid(shards, tmp_path):
         assert len(grid) >= 3
         center = predicted_optimum(rcfg, budget)
         targets = [r.target_params for r in grid]
-        # log-uniform spacing by `step` around the predicted optimum
+        # log-uniform spacing by `step` around the predicted optimum (a size that rounds to
+        # its neighbour's shape moves on by half steps)
         for lo, hi in zip(targets, targets[1:], strict=False):
-            assert math.log(hi / lo) / math.log(2.0) == pytest.approx(round(
-                math.log(hi / lo) / math.log(2.0)), abs=1e-9)
+            halves = 2 * math.log(hi / lo) / math.log(2.0)
+            assert halves == pytest.approx(round(halves), abs=1e-9) and halves >= 1
         assert min(targets) < center < max(targets)
         for r in grid:
             model = r.model
@@ -192,7 +196,7 @@ def test_bracketing_extends_the_edge_holding_the_minimum(shards, tmp_path):
 def test_cli_plan_and_status(shards, tmp_path, capsys):
     study = tmp_path / "s"
     assert main(["sweep", "plan", "--data", str(shards), str(study), "seq_len=32",
-                 "isoflop.budgets=[2e10]", "--json"]) == 0
+                 "isoflop.budgets=[2e10]", "width_multiple=4", "--json"]) == 0
     planned = json.loads(capsys.readouterr().out)
     assert planned and all(p["kind"] == "isoflop" for p in planned)
     assert main(["sweep", "status", str(study), "--json"]) == 0
@@ -207,7 +211,8 @@ def test_add_runs_plans_a_run_asked_for_twice_once(tmp_path, shards):
     from scalinglab.scaling.sweep_config import SweepConfig
 
     study = tmp_path / "s"
-    cfg = SweepConfig().merge({"data": str(shards), "seq_len": 32, "isoflop.budgets": [8e9]})
+    cfg = SweepConfig().merge({"data": str(shards), "seq_len": 32, "isoflop.budgets": [8e9],
+                              "width_multiple": 4})
     planned = plan_study(study, cfg)
     extra = planned[0]
     scfg = resolve_config(load_sweep_config(study))
@@ -215,3 +220,72 @@ def test_add_runs_plans_a_run_asked_for_twice_once(tmp_path, shards):
     assert [r.run_id for r in add_runs(study, scfg, [twin, twin, extra])] == ["iso-twin"]
     ids = [r.run_id for r in load_plan(study)]
     assert len(ids) == len(set(ids)) == len(planned) + 1
+
+
+# ---------------------------------------------------------------------- honest planning
+
+
+def test_collapsing_sizes_stop_with_the_reason(shards, tmp_path):
+    """A vocabulary whose embedding outweighs the grid's small sizes cannot give 5 distinct
+    shapes at 8e9 with width_multiple=16: planning stops and names the budget and the fix."""
+    with pytest.raises(ConfigError) as e:
+        plan_study(tmp_path / "s", sweep_config(shards, **{
+            "isoflop.budgets": [8e9], "width_multiple": 16, "vocab_size": 256}))
+    msg = str(e.value)
+    assert "isoflop budget 8e+09" in msg and "isoflop.sizes=5" in msg
+    assert "collapse onto the same shapes" in msg and "width_multiple" in msg
+    assert "\n" not in msg and not (tmp_path / "s" / "plan.json").exists()
+
+
+def test_sizes_that_round_together_move_to_distinct_shapes(shards):
+    """Where the family has enough shapes, every requested size is planned, each a new shape
+    (the test config at 2e10 had two targets on one shape before they were moved on)."""
+    cfg = resolve_config(sweep_config(shards, **{"isoflop.budgets": [2e10]}))
+    runs = [r for c in cfg.isoflop.budgets for r in isoflop_runs(cfg, c)]
+    assert len(runs) == 5 and len({r.run_id for r in runs}) == 5
+    sizes = [params_of(r.model, cfg.count) for r in runs]
+    assert sizes == sorted(sizes) and len(set(sizes)) == 5
+
+
+def test_cli_plan_table_shows_the_planned_model(shards, tmp_path, capsys):
+    study = tmp_path / "s"
+    assert main(["sweep", "plan", "--data", str(shards), str(study), "seq_len=32",
+                 "isoflop.budgets=[2e10]", "isoflop.sizes=3", "width_multiple=4"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(out) if line.startswith("run_id"))
+    cols = out[header].split()
+    assert "params" in cols and "target" in cols
+    for line, spec in zip(out[header + 2:], load_plan(study), strict=True):
+        cells = dict(zip(cols, line.split(), strict=True))
+        # total parameters counted independently of the planner: embedding + blocks
+        m = spec.model
+        assert cells["params"] == format_count(count_params(m).total)
+        assert cells["target"] == format_count(spec.target_params)
+
+
+def test_degenerate_shapes_warn(shards, tmp_path, capsys):
+    """width_multiple=16 on a 64-token vocabulary gives 3 and 6 layers of width 16."""
+    assert main(["sweep", "plan", "--data", str(shards), str(tmp_path / "s"), "seq_len=32",
+                 "isoflop.budgets=[2e10]", "isoflop.sizes=3"]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning")]
+    assert len(err) == 1 and "L6-D16" in err[0] and "width_multiple=16" in err[0]
+    assert main(["sweep", "plan", "--data", str(shards), str(tmp_path / "t"), "seq_len=32",
+                 "isoflop.budgets=[2e10]", "isoflop.sizes=3", "width_multiple=2"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_bracket_warning_names_the_budget(shards, tmp_path):
+    from scalinglab.scaling.study import bracket_warnings
+
+    study = tmp_path / "s"
+    plan_study(study, sweep_config(shards, **{"isoflop.budgets": [8e10], "isoflop.sizes": 3}))
+    _fake_results(study, lambda n: math.log(n))  # smaller is always better
+    (line,) = bracket_warnings(study)
+    assert "isoflop budget 8e+10" in line and "smallest shape" in line and "\n" not in line
+    study2 = tmp_path / "s2"
+    plan_study(study2, sweep_config(shards, **{"isoflop.budgets": [8e10], "isoflop.sizes": 3}))
+    mid = sorted(params_of(r.model, "total") for r in load_plan(study2))[1]
+    _fake_results(study2, lambda n: (math.log(n) - math.log(mid)) ** 2)
+    assert bracket_warnings(study2) == []
+    _fake_results(study2, lambda n: -math.log(n))
+    assert "largest shape" in bracket_warnings(study2)[0]

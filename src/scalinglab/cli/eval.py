@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from scalinglab.cli.common import print_json, print_table
 from scalinglab.errors import ScalinglabError
 
@@ -19,6 +21,7 @@ def _ints(text: str) -> list[int]:
 def run(args) -> int:
     """Evaluate each model given (e.g. every run of a study: ``STUDY/runs/*``)."""
     from scalinglab.eval.api import evaluate_run
+    from scalinglab.eval.runner import truncation_warning
 
     if args.out and len(args.model) > 1:
         raise ScalinglabError("--out names one results file: give one model with it")
@@ -31,8 +34,11 @@ def run(args) -> int:
         if args.json:
             print_json(results)
         else:
-            print_table(_rows(results), ["task", "shots", "n", "metric", "value"])
+            print_table(_rows(results), ["task", "shots", "n", "truncated", "metric", "value"])
             print(f"wrote {out}")
+        line = truncation_warning(results)
+        if line:
+            print(f"warning: {model}: {line}", file=sys.stderr)
     return 0
 
 
@@ -42,7 +48,8 @@ def _rows(results: dict) -> list[dict]:
         for k, m in task["shots"].items():
             for metric in ("acc", "acc_norm", "perplexity", "bits_per_byte"):
                 if metric in m:
-                    rows.append({"task": name, "shots": k, "n": m["n"], "metric": metric,
+                    rows.append({"task": name, "shots": k, "n": m["n"],
+                                 "truncated": m.get("truncated", ""), "metric": metric,
                                  "value": f"{m[metric]:.4f}"})
     return rows
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from scalinglab.cli.common import print_json, print_table
-from scalinglab.scaling.study_dir import load_plan, plan_study
+from scalinglab.scaling.study_dir import load_plan, load_sweep_config, plan_study
+from scalinglab.scaling.sweep import params_of, plan_warnings
 from scalinglab.scaling.sweep_config import RunSpec, SweepConfig
 from scalinglab.units import format_count
 
@@ -25,14 +27,17 @@ def build_config(args) -> SweepConfig:
     return cfg.merge(list(args.overrides))
 
 
-def plan_rows(specs: list[RunSpec]) -> list[dict]:
+def plan_rows(specs: list[RunSpec], count: str) -> list[dict]:
+    """Table rows; ``params`` is the model that runs (in the study's ``count``), ``target``
+    the size its shape was generated for."""
     rows = []
     for s in specs:
         m, t = s.model, s.train
         rows.append({
             "run_id": s.run_id, "kind": s.kind,
             "budget": "" if s.budget is None else f"{s.budget:.2e}",
-            "shape": f"{m.n_layers}x{m.d_model}", "params": format_count(s.target_params),
+            "shape": f"{m.n_layers}x{m.d_model}", "params": format_count(params_of(m, count)),
+            "target": format_count(s.target_params),
             "tokens": format_count(t["tokens"]), "batch": t["batch_tokens"],
             "lr": f"{t['lr']:.2e}",
         })
@@ -48,6 +53,8 @@ def run_plan(args) -> int:
 
 
 def _plan(args, extend_brackets) -> int:
+    from scalinglab.scaling.study import bracket_warnings
+
     if args.extend:
         new = extend_brackets(args.study)
         if not args.json:
@@ -57,11 +64,19 @@ def _plan(args, extend_brackets) -> int:
         if not args.json:
             total = len(load_plan(args.study))
             print(f"{args.study}: {len(new)} new run(s), {total} planned in all")
+    cfg = load_sweep_config(args.study)
     if args.json:
         print_json([s.as_dict() for s in new])
     elif new:
-        print_table(plan_rows(new), ["run_id", "kind", "budget", "shape", "params", "tokens",
-                                     "batch", "lr"])
+        print(f"params: {cfg.count} parameters of the planned model (the study's count under "
+              f"flop_convention={cfg.flop_convention.value}); target: the size asked for")
+        print_table(plan_rows(new, cfg.count), ["run_id", "kind", "budget", "shape", "params",
+                                                "target", "tokens", "batch", "lr"])
+    for w in plan_warnings(cfg, new):
+        print(f"warning: {w}", file=sys.stderr)
+    if args.extend:
+        for w in bracket_warnings(args.study):
+            print(f"warning: {w}", file=sys.stderr)
     return 0
 
 
@@ -73,7 +88,7 @@ def run_run(args) -> int:
                     progress=not args.quiet)
     if args.json:
         print_json({"complete": out.complete, "failed": out.failed, "trained": out.trained,
-                    "added": out.added, "busy": out.busy,
+                    "added": out.added, "busy": out.busy, "warnings": out.warnings,
                     "study_csv": str(Path(args.study) / "study.csv")})
     else:
         added = f", bracketing added {len(out.added)}" if out.added else ""
@@ -81,6 +96,8 @@ def run_run(args) -> int:
                 f"{', '.join(out.busy)})" if out.busy else "")
         print(f"{args.study}: {out.complete} complete, {out.failed} failed "
               f"({out.trained} trained now{added}{busy}); table: {Path(args.study) / 'study.csv'}")
+    for w in out.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     return 1 if out.failed or out.busy else 0
 
 

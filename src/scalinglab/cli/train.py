@@ -49,6 +49,7 @@ def run(args) -> int:
         out = {"config": cfg.as_dict(), "plan": dataclasses.asdict(plan)}
         if cfg.parallel.is_parallel:
             out["parallel"] = _check_layout(cfg, plan)
+        out["wall_time"] = _probe(cfg)
         print_json(out)
         return 0
     if _distributed(cfg):
@@ -70,6 +71,22 @@ def run(args) -> int:
               f"train loss {summary['final_train_loss']:.4f}, "
               f"val loss {summary['final_val_loss']:.4f}, {summary['wall_time_s']:.1f}s")
     return 1 if summary.get("status") == "diverged" else 0
+
+
+def _probe(cfg: TrainConfig) -> dict | None:
+    """The measured wall-time estimate of ``--dry-run`` (a line on stderr), or None with a
+    line saying why there is none."""
+    from scalinglab.train.probe import estimate_line, probe_refusal, probe_wall_time
+
+    why = ("a parallel layout" if cfg.parallel.is_parallel else "no --data" if not cfg.data
+           else probe_refusal(cfg))
+    if why:
+        print(f"expected wall time: not measured ({why}: the probe trains a few steps of "
+              "the single-device run)", file=sys.stderr)
+        return None
+    est = probe_wall_time(cfg)
+    print(estimate_line(est), file=sys.stderr)
+    return est
 
 
 def _distributed(cfg: TrainConfig) -> bool:
@@ -110,7 +127,9 @@ def register(subparsers) -> None:
                    "measured CPU matmul ceiling)")
     p.add_argument("--parallel", help="layout under torchrun, e.g. dp=2,fsdp=2,tp=2,pp=1")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config and plan")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved config and plan, and the expected wall time from "
+                   "a few measured steps (nothing is saved)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "overrides", nargs="*", help="key=value overrides, e.g. lr=1e-3 model.n_layers=4",

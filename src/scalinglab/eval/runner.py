@@ -3,6 +3,7 @@
 ``results.json`` schema (read by the study report)::
 
     {"model": "runs/x", "model_id": "SIZE-MTIME-INODE of the weights", "seed": 0,
+     "context": the model's context in tokens (prompts longer than it are cut),
      "tokenizer": "bytes" | "path/tokenizer.json",
      "tasks": {TASK: {"type": "multiple_choice" | "cloze" | "rolling" | "generate",
                       "key": "digest of the task file, examples, seed and index",
@@ -14,8 +15,9 @@
 Multiple choice has ``acc``, ``acc_norm``, ``acc_bytes``; cloze has ``acc`` (greedy exact
 match) and ``perplexity``; generate has ``exact_match``; rolling tasks have
 ``bits_per_byte``, ``byte_perplexity``, ``word_perplexity`` and ``by_source`` (the same per
-document source), under shots ``"0"`` only (no prompt). ``truncated`` counts prompts cut from
-the left to fit the model's context (when it is ``n``, more shots cannot change the score).
+document source), under shots ``"0"`` only (no prompt). ``truncated`` (beside ``n``) counts
+prompts cut from the left to fit the model's context (when it is ``n``, more shots cannot
+change the score).
 ``clean``/``dirty`` appear when a contamination index was given. The top-level
 ``bits_per_byte`` is that of ``heldout_bpb`` when it was run. Results of earlier invocations
 on the same weights are kept, so one ``results.json`` gathers every task evaluated on a run.
@@ -27,6 +29,8 @@ import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
+
+from tqdm import tqdm
 
 from scalinglab.eval import metrics
 from scalinglab.eval.contamination import DirtyCheck, dirty_flags
@@ -48,8 +52,9 @@ def score_task(scorer: Scorer, task: Task, shots: int, seed: int = 0) -> list[di
         for i, ex in enumerate(task.examples)
     ]
     if spec.type == TaskType.generate:
+        bar = tqdm(requests, desc=scorer.desc, unit="example", disable=not scorer.progress)
         texts = [scorer.generate(r[0][0], spec.until, spec.max_new_tokens, spec.temperature,
-                                 seed=seed * 1_000_003 + i) for i, r in enumerate(requests)]
+                                 seed=seed * 1_000_003 + i) for i, r in enumerate(bar)]
         return [metrics.generated(t, ex.choices[0])
                 for t, ex in zip(texts, task.examples, strict=True)]
     if spec.type == TaskType.cloze:
@@ -105,7 +110,8 @@ def evaluate(scorer: Scorer, tasks: list[Task], shots: list[int], seed: int = 0,
     ``on_update`` gets the results after every scored entry (to save progress).
     """
     results: dict[str, Any] = {"model": model, "model_id": model_id, "tokenizer": tokenizer,
-                               "seed": seed, "tasks": {}, "bits_per_byte": None}
+                               "seed": seed, "context": scorer.max_len, "tasks": {},
+                               "bits_per_byte": None}
     if previous and model_id and previous.get("model_id") == model_id:
         results["tasks"] = dict(previous.get("tasks", {}))
         results["bits_per_byte"] = previous.get("bits_per_byte")
@@ -121,6 +127,7 @@ def evaluate(scorer: Scorer, tasks: list[Task], shots: list[int], seed: int = 0,
         for k in [0] if task.spec.type == TaskType.rolling else shots:
             if str(k) not in entry["shots"]:
                 before = scorer.truncated
+                scorer.desc = f"{name} {k}-shot"
                 summary = summarize(task, score_task(scorer, task, k, seed), flags)
                 # Prompts cut to fit the model's context: shots may have been cut away.
                 summary["truncated"] = scorer.truncated - before
@@ -130,3 +137,16 @@ def evaluate(scorer: Scorer, tasks: list[Task], shots: list[int], seed: int = 0,
         if name == "heldout_bpb":
             results["bits_per_byte"] = entry["shots"]["0"]["bits_per_byte"]
     return results
+
+
+def truncation_warning(results: dict[str, Any]) -> str | None:
+    """One line naming every (task, shots) whose prompts were cut to fit the context, or
+    None when none were."""
+    cut = [f"{name} {k}-shot {m['truncated']} of {m['n']}"
+           for name, task in results["tasks"].items() for k, m in task["shots"].items()
+           if m.get("truncated")]
+    if not cut:
+        return None
+    return (f"prompts cut from the left to fit the model's context of "
+            f"{results.get('context', '?')} tokens (each loses its start, first shots first): "
+            f"{', '.join(cut)}; use fewer shots or a model with a longer context")

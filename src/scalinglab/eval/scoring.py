@@ -77,6 +77,8 @@ class Scorer:
         self.plain_forward = False
         self.share_context = share_context
         self.progress = False  # no bar for the probe
+        self.desc = "scoring"
+        """The progress bar's label (the runner sets it to the task and shot count)."""
         self._check_against_forward(share_context)
         self.progress = progress
 
@@ -132,7 +134,7 @@ class Scorer:
         out: list[list[LogLik | None]] = [[None] * len(g.continuations) for g in groups]
         order = sorted(range(len(rows)), key=lambda i: -len(rows[i].tokens))
         batches = self._batches([rows[i] for i in order])
-        for batch in tqdm(batches, desc="scoring", unit="batch", disable=not self.progress):
+        for batch in tqdm(batches, desc=self.desc, unit="batch", disable=not self.progress):
             for row, results in zip(batch, self._run(batch), strict=True):
                 for (branch, _, _), result in zip(row.branches, results, strict=True):
                     out[row.group][branch] = result
@@ -223,6 +225,8 @@ class Scorer:
         stops before the first stop sequence.
         """
         cfg = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+        # sample_continuations keeps the prompt's last max_len - 1 tokens: count the cut
+        self.truncated += len(self.tokenizer.encode(context)) > self.max_len - 1
         out = sample_continuations(self.model, self.tokenizer, context, cfg, until=until)[0]
         return _cut(self.tokenizer.decode(out), until or [])
 

@@ -219,6 +219,9 @@ def sweep_config(cfg: DemoConfig, shards: Path):
 
 
 SWEEP_DONE = ".demo-sweep-done.json"
+LARGER = 4
+"""The comparison's larger model is asked for at LARGER x the forecast optimum (its shape,
+the nearest the generator has, may be a little off: the summary gives the ratio as built)."""
 COMPARISON_PLAN = ".demo-comparison-plan.json"
 
 
@@ -304,7 +307,7 @@ def plan_comparison(cfg: DemoConfig, study: Path, n_opt: float) -> dict[str, Any
     budget = max(cfg.budgets)
     k = cfg.sizes
     grid = [isoflop_run(scfg, budget, n_opt * cfg.step ** (i - (k - 1) / 2)) for i in range(k)]
-    specs = [isoflop_run(scfg, budget, n_opt), isoflop_run(scfg, budget, 4 * n_opt)]
+    specs = [isoflop_run(scfg, budget, n_opt), isoflop_run(scfg, budget, LARGER * n_opt)]
     if any(s is None for s in specs):
         return {"error": "the 4x larger model would train for too few steps"}
     add_runs(study, scfg, [g for g in grid if g is not None] + specs)
@@ -526,16 +529,16 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append(
             f"at C={cmp['budget']:.3g}: forecast compute-optimal N={o['params']:.3g} "
             f"D={o['tokens']:.3g} "
-            f"val {o['val_loss']:.4f} vs {cmp['params_ratio']:.1f}x larger N={g['params']:.3g} "
+            f"val {o['val_loss']:.4f} vs {LARGER}x larger N={g['params']:.3g} "
+            f"({cmp['params_ratio']:.1f}x as built: the nearest shape) "
             f"D={g['tokens']:.3g} val {g['val_loss']:.4f}: compute-optimal "
             + ("WON" if cmp["optimal_won"] else "LOST"))
     down = s.get("downstream") or {}
     if down.get("optimal") is not None and down.get("larger") is not None:
         from scalinglab.eval.tasks.heldout import N_CHOICES
 
-        ratio = f"{cmp['params_ratio']:.1f}x" if cmp.get("params_ratio") else "the"
         lines.append(f"held-out continuation accuracy (0-shot): compute-optimal "
-                     f"{down['optimal']:.3f} vs {ratio} larger {down['larger']:.3f} "
+                     f"{down['optimal']:.3f} vs {LARGER}x larger {down['larger']:.3f} "
                      f"(chance {1 / N_CHOICES:.3f}: {N_CHOICES} choices)")
     for row in s["allocation"]:
         if row["source"].startswith("fit: approach"):

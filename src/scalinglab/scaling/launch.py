@@ -32,6 +32,7 @@ from scalinglab.config import ConfigError
 from scalinglab.errors import ScalinglabError
 from scalinglab.io import LockedError, atomic_write_json, locked
 from scalinglab.scaling.study import (
+    bracket_warnings,
     divergence,
     extend_brackets,
     run_dir,
@@ -278,6 +279,8 @@ class SweepOutcome:
     """Run ids added by adaptive bracketing."""
     busy: list[str] = dataclasses.field(default_factory=list)
     """Run ids left pending because another process is training them."""
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    """One line per IsoFLOP budget whose minimum is still at its smallest or largest shape."""
 
 
 def run_sweep(study: str | Path, workers: int = 1, launcher: str = "local",
@@ -317,4 +320,5 @@ def _sweep(study: str | Path, cfg: SweepConfig, workers: int, launcher: str,
             break
     statuses = [run_status(study, s.run_id) for s in load_plan(study)]
     outcome.complete, outcome.failed = statuses.count("complete"), statuses.count("failed")
+    outcome.warnings = bracket_warnings(study)
     return outcome

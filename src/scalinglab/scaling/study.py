@@ -23,6 +23,7 @@ from scalinglab.model.accounting import all_conventions, count_params
 from scalinglab.scaling.study_dir import add_runs, load_plan, load_sweep_config
 from scalinglab.scaling.sweep import isoflop_run, params_of
 from scalinglab.scaling.sweep_config import RunSpec, SweepConfig
+from scalinglab.units import format_count
 
 STUDY_COLUMNS = [
     "run_id", "kind", "budget", "n_layers", "d_model", "n_heads", "params_non_embedding",
@@ -155,34 +156,57 @@ def _final_loss(study: str | Path, spec: RunSpec) -> float | None:
     return None
 
 
-def edge_extensions(study: str | Path, cfg: SweepConfig,
-                    plan: list[RunSpec]) -> list[RunSpec]:
-    """New IsoFLOP runs beyond the edge of every grid whose minimum sits on that edge.
+def edge_minima(study: str | Path, cfg: SweepConfig,
+                plan: list[RunSpec]) -> list[tuple[float, int, float]]:
+    """``(budget, side, edge_size)`` of every finished IsoFLOP grid whose best run is its
+    smallest (side -1) or largest (side +1) shape.
 
-    Only budgets whose planned runs are all finished are judged. The new size is one grid
-    step beyond the edge size; if that run would be too short to plan (too few tokens) the
-    grid cannot be extended on that side and is left as it is.
+    Only budgets whose planned runs are all finished, with at least 3 finite losses, are
+    judged.
     """
     by_budget: dict[float, list[RunSpec]] = {}
     for spec in plan:
         if spec.kind == "isoflop" and spec.budget is not None:
             by_budget.setdefault(spec.budget, []).append(spec)
-    new = []
+    edges = []
     for budget, specs in sorted(by_budget.items()):
         if any(run_status(study, s.run_id) == "pending" for s in specs):
             continue
-        done = [(params_of(s.model, cfg.count), _final_loss(study, s), s) for s in specs]
+        done = [(params_of(s.model, cfg.count), _final_loss(study, s)) for s in specs]
         done = sorted((d for d in done if d[1] is not None), key=lambda d: d[0])
         if len(done) < 3:
             continue
         best = min(range(len(done)), key=lambda i: done[i][1])
-        if best not in (0, len(done) - 1):
-            continue
-        edge, direction = (done[0][0], -1) if best == 0 else (done[-1][0], 1)
-        spec = _beyond(cfg, budget, edge, direction, {s.run_id for s in plan})
-        if spec is not None:
-            new.append(spec)
-    return new
+        if best in (0, len(done) - 1):
+            edges.append((budget, -1, done[0][0]) if best == 0 else (budget, 1, done[-1][0]))
+    return edges
+
+
+def edge_extensions(study: str | Path, cfg: SweepConfig,
+                    plan: list[RunSpec]) -> list[RunSpec]:
+    """New IsoFLOP runs beyond the edge of every grid whose minimum sits on that edge.
+
+    The new size is one grid step beyond the edge size; if that run would be too short to
+    plan (too few tokens) the grid cannot be extended on that side and is left as it is.
+    """
+    known = {s.run_id for s in plan}
+    new = (_beyond(cfg, budget, edge, side, known)
+           for budget, side, edge in edge_minima(study, cfg, plan))
+    return [s for s in new if s is not None]
+
+
+def bracket_warnings(study: str | Path) -> list[str]:
+    """One line per finished IsoFLOP budget whose minimum is still on an edge of its grid:
+    its parabola's vertex is an extrapolation, so Approach 2 is unreliable there."""
+    cfg = load_sweep_config(study)
+    lines = []
+    for budget, side, edge in edge_minima(study, cfg, load_plan(study)):
+        where = "smallest" if side < 0 else "largest"
+        lines.append(f"isoflop budget {budget:.3g}: the lowest loss is at the {where} shape "
+                     f"({format_count(edge)} {cfg.count} params), so the optimum is not "
+                     f"bracketed; run `scalinglab sweep plan {study} --extend` (or raise "
+                     f"bracket_rounds) and `sweep run` again, or drop this budget from fits")
+    return lines
 
 
 def _beyond(cfg: SweepConfig, budget: float, edge: float, direction: int,

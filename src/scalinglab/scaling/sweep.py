@@ -42,6 +42,7 @@ from scalinglab.scaling.sweep_config import (
     SweepConfig,
 )
 from scalinglab.train.config import TrainConfig
+from scalinglab.units import format_count
 
 # ---------------------------------------------------------------------- shapes and runs
 
@@ -113,12 +114,64 @@ def isoflop_run(cfg: SweepConfig, budget: float, target: float) -> RunSpec | Non
 
 
 def isoflop_runs(cfg: SweepConfig, budget: float) -> list[RunSpec]:
-    """``sizes`` runs spaced by ``step`` around the predicted optimum of ``budget``."""
+    """``sizes`` runs of distinct shapes spaced by ``step`` around the predicted optimum.
+
+    Small models have few shapes, so neighbouring targets can land on one shape; such a
+    target is moved on outwards (half a step at a time) to the next new shape. A budget that
+    still has fewer than ``sizes`` distinct runs stops planning with the reason, rather than
+    silently planning fewer runs than a parabola fit was promised.
+    """
     center = predicted_optimum(cfg, budget)
     k, step = cfg.isoflop.sizes, cfg.isoflop.step
-    targets = [center * step ** (i - (k - 1) / 2) for i in range(k)]
-    runs = [isoflop_run(cfg, budget, t) for t in targets]
-    return [r for r in runs if r is not None]
+    middle = (k - 1) / 2
+    chosen: dict[int, RunSpec] = {}
+    short = 0
+    # centre first, then outwards, so a collapse pushes the outer sizes further out
+    for i in sorted(range(k), key=lambda i: (abs(i - middle), i)):
+        direction = 1 if i >= middle else -1
+        spec = _distinct_run(cfg, budget, center * step ** (i - middle), direction,
+                             {s.run_id for s in chosen.values()})
+        if spec == "short":
+            short += 1
+        elif spec is not None:
+            chosen[i] = spec
+    runs = [chosen[i] for i in sorted(chosen)]
+    if len(runs) < k:
+        raise ConfigError(_too_few_message(cfg, budget, center, runs, short))
+    return runs
+
+
+def _distinct_run(cfg: SweepConfig, budget: float, target: float, direction: int,
+                  known: set[str]) -> RunSpec | str | None:
+    """The run of ``target``, moved outwards until its shape is new (at most two steps);
+    "short" when the run would be too short to plan, None when no new shape was found."""
+    for m in range(5):
+        spec = isoflop_run(cfg, budget, target * cfg.isoflop.step ** (direction * m / 2))
+        if spec is None:
+            return "short"
+        if spec.run_id not in known:
+            return spec
+    return None
+
+
+def _too_few_message(cfg: SweepConfig, budget: float, center: float, runs: list[RunSpec],
+                     short: int) -> str:
+    k = cfg.isoflop.sizes
+    shapes = ", ".join(shape_tag(r.model) for r in runs) or "none"
+    head = (f"isoflop budget {budget:.3g}: only {len(runs)} of isoflop.sizes={k} sizes give "
+            f"distinct runs ({shapes})")
+    if short:
+        return (f"{head}: {short} would train for fewer than batch.min_steps="
+                f"{cfg.batch.min_steps} steps of seq_len={cfg.seq_len}; raise the budget or "
+                "lower batch.min_steps or isoflop.step")
+    smallest = params_of(model_for(cfg, 1.0), cfg.count)
+    low = center * cfg.isoflop.step ** (-(k - 1) / 2)
+    why = (f"the smallest size asked for is {format_count(low)} {cfg.count} params but the "
+           f"smallest shape of this family has {format_count(smallest)}" if low < smallest
+           else "neighbouring sizes round to the same shape")
+    return (f"{head}: the sizes collapse onto the same shapes ({why}); raise the budget, lower "
+            f"width_multiple (now {cfg.width_multiple}), use a smaller vocabulary (now "
+            f"{cfg.model.vocab_size}) or flop_convention=kaplan (non-embedding sizes)")
 
 
 def fixed_size_runs(cfg: SweepConfig) -> list[RunSpec]:
@@ -189,3 +242,38 @@ def _check_grids(cfg: SweepConfig) -> None:
             raise ConfigError(f"SweepConfig.{name}: must be positive numbers, got {bad[0]:g}")
     if not cfg.isoflop.step > 1:
         raise ConfigError(f"SweepConfig.isoflop.step: must be > 1, got {cfg.isoflop.step}")
+
+
+# ---------------------------------------------------------------------- warnings
+
+DEGENERATE_FACTOR = 4.0
+"""A shape is degenerate when its d_model / n_layers is this many times below aspect_ratio."""
+
+
+def degenerate_shapes(cfg: SweepConfig, runs: list[RunSpec]) -> list[str]:
+    """Shape tags of the isoflop / fixed-size runs far deeper than they are wide.
+
+    They appear when the width is floored at ``width_multiple`` and the generator can only
+    reach the target size by adding layers (e.g. 13 layers of width 16): such a model is a
+    different family from its neighbours and bends the fits.
+    """
+    tags = []
+    for r in runs:
+        m = r.model
+        if r.kind in ("isoflop", "fixed_size") and m.n_layers > 1 and \
+                m.d_model / m.n_layers < cfg.aspect_ratio / DEGENERATE_FACTOR:
+            tags.append(shape_tag(m))
+    return list(dict.fromkeys(tags))
+
+
+def plan_warnings(cfg: SweepConfig, runs: list[RunSpec]) -> list[str]:
+    """One-line warnings about the planned ``runs`` (no prefix)."""
+    tags = degenerate_shapes(cfg, runs)
+    if not tags:
+        return []
+    return [f"{len(tags)} planned shape(s) are much deeper than wide ({', '.join(tags[:6])}"
+            f"{', ...' if len(tags) > 6 else ''}; d_model / n_layers < aspect_ratio="
+            f"{cfg.aspect_ratio:g} / {DEGENERATE_FACTOR:g}): small widths come in coarse "
+            f"steps of width_multiple={cfg.width_multiple}, so the size was reached with "
+            f"depth; set a smaller width_multiple (e.g. "
+            f"{max(1, cfg.width_multiple // 4)}) or raise the sizes/budgets"]

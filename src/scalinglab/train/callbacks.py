@@ -9,8 +9,11 @@ the step it went back to, ``at_step`` the rejected one).
 
 from __future__ import annotations
 
+import math
 import statistics
+import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -98,21 +101,56 @@ class CheckpointCallback(Callback):
                                  trainer.cfg.keep_checkpoints)
 
 
+def session_rate(steps_done: int, seconds: float, steps_left: int,
+                 tokens_per_step: int) -> tuple[float, float]:
+    """(average tokens/s, ETA in seconds) from the steps of this session so far.
+
+    The average counts every second since the session started, evaluations and checkpoints
+    included, so the ETA is what the rest of the run will really take; a single step's
+    tokens/s leaves those out and can be 3x the run's real rate.
+    """
+    if steps_done <= 0 or seconds <= 0:
+        return 0.0, math.inf
+    per_step = seconds / steps_done
+    return tokens_per_step / per_step, steps_left * per_step
+
+
+def format_duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
 class ProgressCallback(Callback):
-    """A tqdm bar with loss, tokens/s, MFU and the ETA."""
+    """A tqdm bar with loss, tokens/s (this step's, and the average since this session
+    started), MFU, and the ETA from that average."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
 
     def on_start(self, trainer: TrainerView, resume_step: int | None) -> None:
+        # smoothing=0: tqdm's own remaining time is also the session's average
         self.bar = tqdm(total=trainer.plan.steps, initial=resume_step or 0, unit="step",
-                        desc=trainer.run_dir.name, dynamic_ncols=True, leave=True)
+                        desc=trainer.run_dir.name, dynamic_ncols=True, leave=True,
+                        smoothing=0)
+        self.start_step, self.start_time = resume_step or 0, self.clock()
 
-    def post_step(self, trainer: TrainerView, metrics: dict[str, Any]) -> None:
-        post = {"loss": f"{metrics['train_loss']:.3f}", "tok/s": f"{metrics['tokens_per_s']:.0f}",
-                "mfu": f"{100 * metrics['mfu']:.1f}%"}
+    def postfix(self, trainer: TrainerView, metrics: dict[str, Any]) -> dict[str, str]:
+        avg, eta = session_rate(trainer.step - self.start_step, self.clock() - self.start_time,
+                                trainer.plan.steps - trainer.step, trainer.plan.tokens_per_step)
+        post = {"loss": f"{metrics['train_loss']:.3f}",
+                "tok/s": f"{metrics['tokens_per_s']:.0f} (avg {avg:.0f})",
+                "mfu": f"{100 * metrics['mfu']:.1f}%", "eta": format_duration(eta)}
         if "val_loss" in metrics:
             self.val = metrics["val_loss"]
         if getattr(self, "val", None) is not None:
             post["val"] = f"{self.val:.3f}"
-        self.bar.set_postfix(post, refresh=False)
+        return post
+
+    def post_step(self, trainer: TrainerView, metrics: dict[str, Any]) -> None:
+        self.bar.set_postfix(self.postfix(trainer, metrics), refresh=False)
         self.bar.update(1)
 
     def on_event(self, trainer: TrainerView, event: dict[str, Any]) -> None:
