@@ -67,3 +67,16 @@ def test_depth_cli(cli_json):
     rows = cli_json("plan", "depth", "--params", "1e12", "--model", "gpt3-175b")
     assert rows[0]["width"] == pytest.approx(30_000, rel=0.05)
     assert rows[1]["verdict"] == "deeper than recommended"
+
+
+@pytest.mark.parametrize("target", [1.5e9, 3e9, 6e9, 9e9, 2e10, 6e10])
+def test_head_counts_are_a_multiple_of_8_from_width_1024(target):
+    """`plan run` at 1e22 once built 3456 wide with 27 heads of 128: no tensor-parallel degree
+    divides 27. Between widths 2048 and 4096 heads of 64 are searched too, so a multiple of 8
+    is found (where no shape on the coarse grid is within 3% of the size, as at 8e8 with
+    relative attention, the plain grid is the fallback: not asserted here)."""
+    base = get_preset("chinchilla-70b")
+    cfg = hardware_friendly_shape(target, base)
+    assert count_params(cfg).total == pytest.approx(target, rel=0.03)
+    assert cfg.d_model >= 1024 and cfg.n_heads % 8 == 0, (cfg.d_model, cfg.n_heads)
+    assert cfg.head_dim in (64, 128) and cfg.n_heads * cfg.head_dim == cfg.d_model

@@ -132,12 +132,28 @@ def _head_size(width: float) -> int:
     return 16
 
 
+def _width_grids(width: float, heads_multiple: int) -> list[tuple[int, int]]:
+    """(head size, width step) grids to search. Head counts are a multiple of
+    ``heads_multiple`` wherever the width leaves at least two steps of it (depth absorbs the
+    coarse step); heads of 128 alone would need widths of 4096+ for that (a 3456-wide model got
+    27 heads, which no tensor-parallel degree divides), so below 4096 heads of 64 are searched
+    too. Heads never go below 64 on this route (tensor-core tiles)."""
+    d_head = _head_size(width)
+    grids = []
+    if width >= 2 * d_head * heads_multiple:
+        grids.append((d_head, d_head * heads_multiple))
+    half = d_head // 2
+    if half >= 64 and 2 * half * heads_multiple <= width < 4 * d_head * heads_multiple:
+        grids.append((half, half * heads_multiple))
+    return grids or [(d_head, d_head)]  # too narrow for the rule: any head count
+
+
 def hardware_friendly_shape(target: float, base: ModelConfig, count: str = "total",
                             heads_multiple: int = 8) -> ModelConfig:
     """A shape of about ``target`` parameters near Levine et al.'s depth for it, with
-    hardware-friendly sizes: heads of 128 (64 below width 2048), a head count that is a
-    multiple of ``heads_multiple`` when the model is wide enough (so 8-way tensor parallelism
-    divides it), d_ff = 4 d.
+    hardware-friendly sizes: heads of 128 (64 below width 2048; also half that between widths
+    1024 and 4096), a head count that is a multiple of ``heads_multiple`` when the model is
+    wide enough (so 8-way tensor parallelism divides it, ``_width_grids``), d_ff = 4 d.
 
     Among depths within 30% of the recommendation and widths on that grid, the shapes within
     3% of the target keep the one closest to the recommended aspect ratio (log distance).
@@ -145,26 +161,34 @@ def hardware_friendly_shape(target: float, base: ModelConfig, count: str = "tota
     if count not in ("total", "non_embedding"):
         raise ConfigError(f"count must be 'total' or 'non_embedding', got {count!r}")
     rec = recommend(target if count == "non_embedding" else _body_estimate(target, base))
-    d_head = _head_size(rec.width)
-    # Round the head count to a multiple of heads_multiple only where that is a small step.
-    wide = rec.width >= 4 * d_head * heads_multiple
-    multiple = d_head * (heads_multiple if wide else 1)
+    # The friendly grids first; the plain one (any head count) only if they miss the size.
+    fine = [(_head_size(rec.width), _head_size(rec.width))]
     candidates = []
+    for grids in (_width_grids(rec.width, heads_multiple), fine):
+        candidates += [c for d_head, step in grids for c in _shapes(rec, base, d_head, step,
+                                                                    target, count)]
+        close = [c for c in candidates if c[0] < math.log(1.03)]
+        if close:
+            return min(close, key=lambda c: (c[1], c[0]))[2]
+    return min(candidates, key=lambda c: c[0])[2]
+
+
+def _shapes(rec, base: ModelConfig, d_head: int, step: int, target: float,
+            count: str) -> list[tuple[float, float, ModelConfig]]:
+    """(size miss, aspect miss, shape) for depths within 30% of the recommendation and the
+    three widths on the grid nearest the size at each depth."""
+    out = []
     for depth in range(max(1, round(0.7 * rec.depth)), round(1.3 * rec.depth) + 2):
         width_guess = math.sqrt(max(rec.params, 1.0) / (12 * depth))
-        k0 = max(1, round(width_guess / multiple))
+        k0 = max(1, round(width_guess / step))
         for k in {max(1, k0 - 1), k0, k0 + 1}:
-            cfg = dataclasses.replace(base, n_layers=depth, d_model=k * multiple,
-                                      n_heads=k * multiple // d_head, d_head=d_head,
-                                      d_ff=4 * k * multiple)
+            cfg = dataclasses.replace(base, n_layers=depth, d_model=k * step,
+                                      n_heads=k * step // d_head, d_head=d_head,
+                                      d_ff=4 * k * step)
             n = getattr(count_params(cfg), count)
-            size_miss = abs(math.log(n / target))
-            aspect_miss = abs(math.log(cfg.d_model / depth / rec.aspect_ratio))
-            candidates.append((size_miss, aspect_miss, cfg))
-    close = [c for c in candidates if c[0] < math.log(1.03)]
-    if close:
-        return min(close, key=lambda c: (c[1], c[0]))[2]
-    return min(candidates, key=lambda c: c[0])[2]
+            out.append((abs(math.log(n / target)),
+                        abs(math.log(cfg.d_model / depth / rec.aspect_ratio)), cfg))
+    return out
 
 
 def _body_estimate(total: float, base: ModelConfig) -> float:
