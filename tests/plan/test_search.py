@@ -89,3 +89,14 @@ def test_planner_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=env)
     assert out.stdout.strip() == "False"
+
+
+def test_search_never_splits_key_value_heads_unevenly():
+    """Grouped-query attention: tp must divide n_kv_heads too, not only n_heads (the trainer
+    column-splits wk/wv with their query groups)."""
+    gqa = get_preset("llama3-8b").merge({"n_kv_heads": 2})
+    result = search_layouts(gqa, 64, get_gpu("h100-80gb"), 512, 8192)
+    assert result.feasible and {c.layout.tp for c in result.feasible} <= {1, 2}
+    mha = search_layouts(get_preset("llama3-8b").merge({"n_kv_heads": 32}), 64,
+                         get_gpu("h100-80gb"), 512, 8192)
+    assert {c.layout.tp for c in mha.feasible} > {1, 2}

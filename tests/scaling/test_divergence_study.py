@@ -66,11 +66,12 @@ def test_bracketing_ignores_a_diverged_run(shards, tmp_path):
     """The largest size diverged after a last finite val loss that looks best: it must not
     put the minimum on the grid's edge (and plan a larger size)."""
     study = tmp_path / "study"
-    runs = sorted(tiny_study(shards, study, sizes=5), key=lambda r: params_of(r.model, "total"))
-    assert len(runs) == 4
-    for spec, loss in zip(runs[:3], (3.0, 2.5, 2.8), strict=True):
+    runs = sorted(tiny_study(shards, study, sizes=5, width_multiple=8),
+                  key=lambda r: params_of(r.model, "total"))
+    assert len(runs) == 5
+    for spec, loss in zip(runs[:4], (3.0, 2.5, 2.8, 2.9), strict=True):
         _finish(study, spec, final_val_loss=loss)
-    _finish(study, runs[3], status="diverged", diverged_step=3, reason="non-finite loss",
+    _finish(study, runs[4], status="diverged", diverged_step=3, reason="non-finite loss",
             final_val_loss=0.5)
     assert edge_extensions(study, load_sweep_config(study), load_plan(study)) == []
 

@@ -27,10 +27,13 @@ from scalinglab.scaling.sweep_config import SlurmConfig, SweepConfig
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
-def tiny_study(shards, study, budgets=(8e9,), sizes=3) -> list:
+def tiny_study(shards, study, budgets=(8e9,), sizes=3, width_multiple=16) -> list:
+    """A one-budget study of tiny models; five sizes need width_multiple=8 to be distinct
+    shapes at this budget (planning refuses sizes that collapse onto one shape)."""
     cfg = SweepConfig().merge({
         "data": str(shards), "seq_len": 32, "isoflop.budgets": list(budgets),
         "isoflop.sizes": sizes, "batch.min_steps": 8, "bracket_rounds": 0,
+        "width_multiple": width_multiple,
         "train": ["eval_tokens=1024"],
     })
     return plan_study(study, cfg)
@@ -47,7 +50,7 @@ def break_run(study: Path, run_id: str) -> None:
 
 def test_killed_sweep_resumes_skips_finished_and_records_failures(shards, tmp_path):
     study = tmp_path / "study"
-    runs = tiny_study(shards, study, sizes=5)
+    runs = tiny_study(shards, study, sizes=5, width_multiple=8)
     assert len(runs) >= 4
     broken = runs[1].run_id
     break_run(study, broken)

@@ -53,9 +53,7 @@ def layout_problems(model: ModelConfig, cfg: ParallelConfig, world_size: int,
 def _tp_problems(model: ModelConfig, cfg: ParallelConfig, seq_len: int) -> list[str]:
     if cfg.tp == 1:
         return []
-    # NOTE: getattr: n_kv_heads (grouped-query attention) may not exist in every ModelConfig.
-    kv_heads = model.kv_heads
-    sizes = (("model.n_heads", model.n_heads), ("model.n_kv_heads", kv_heads),
+    sizes = (("model.n_heads", model.n_heads), ("model.n_kv_heads", model.kv_heads),
              ("model.d_ff", model.ff_dim), ("model.vocab_size", model.vocab_size),
              ("seq_len", seq_len))
     errs = [f"parallel.tp={cfg.tp} does not divide {name}={size}"

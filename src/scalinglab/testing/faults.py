@@ -250,8 +250,8 @@ def run_hooked_stage(h: Harness, stage: str, k: int) -> list[KillPoint]:
 # ---------------------------------------------------------------------- the sweep
 
 SWEEP_PLAN = ["sweep", "plan", "--data", "shards", "study", "seq_len=32",
-              "isoflop.budgets=[1.2e10]", "isoflop.sizes=3", "batch.min_steps=16",
-              "bracket_rounds=0",
+              "isoflop.budgets=[1.2e10]", "isoflop.sizes=3", "width_multiple=8",
+              "batch.min_steps=16", "bracket_rounds=0",
               'train=["eval_tokens=512","checkpoint_every=3","device=cpu","peak_flops=1e12"]']
 SWEEP_RUN = ["sweep", "run", "study", "--workers", "2", "--quiet", "--no-bracket"]
 
