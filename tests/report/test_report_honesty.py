@@ -114,6 +114,22 @@ def test_isoflop_interval_off_the_axes_is_clipped_with_an_arrow(good):
     _close(fig)
 
 
+def test_held_out_interval_off_the_axes_ends_in_an_arrow():
+    runs = [{"loss": 3.0, "pred": 3.1, "lo": 2.0, "hi": 4.0},  # both ends far off the axes
+            {"loss": 3.2, "pred": 3.15, "lo": 3.1, "hi": 3.18}]  # inside: capped, red
+    fig = figures.predicted_vs_achieved(runs, "t")
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    assert lo > 2.0 and hi < 4.0
+    arrows = [t for t in ax.texts if getattr(t, "arrow_patch", None) is not None]
+    assert len(arrows) == 2
+    for line in ax.get_lines():
+        assert lo <= min(line.get_ydata(), default=lo) and max(line.get_ydata(), default=hi) <= hi
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "inside its 95% interval", "outside its interval"]
+    _close(fig)
+
+
 def test_training_curve_axes_follow_the_data(good):
     fig = figures.training_curves(good)
     for ax in fig.axes[:2]:

@@ -15,7 +15,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    FixedFormatter,
+    FixedLocator,
+    LogFormatter,
+    NullFormatter,
+    NullLocator,
+)
 
 from scalinglab.report.data import (  # noqa: E402
     StudyData,
@@ -436,6 +442,23 @@ def save(fig: Figure, path) -> None:
     plt.close(fig)
 
 
+def _clipped_vertical(ax, x: float, lo: float, hi: float, ylim: tuple[float, float],
+                      color: Any) -> None:
+    """A vertical interval [lo, hi] at x on a linear axis; an end beyond ``ylim`` becomes an
+    arrow pointing on, an end inside gets a cap."""
+    a, b = max(lo, ylim[0]), min(hi, ylim[1])
+    if a >= b:
+        return
+    ax.plot([x, x], [a, b], "-", color=color, lw=1)
+    span = ylim[1] - ylim[0]
+    for end, clipped, step in ((a, lo < ylim[0], 0.06), (b, hi > ylim[1], -0.06)):
+        if clipped:
+            ax.annotate("", xy=(x, end), xytext=(x, end + step * span),
+                        arrowprops={"arrowstyle": "->", "color": color, "lw": 1})
+        else:
+            ax.plot([x], [end], "_", color=color, ms=8)
+
+
 def backtest_figure(rows: list[dict[str, Any]]) -> Figure | None:
     """Backtest summaries: median |error| (solid) and max |error| (dotted) against the
     extrapolation factor, one colour per method; 95% coverage on the right panel."""
@@ -443,6 +466,7 @@ def backtest_figure(rows: list[dict[str, Any]]) -> Figure | None:
     if not rows:
         return None
     fig, (ax, ax_cov) = plt.subplots(1, 2, figsize=(11, 4.2))
+    factors = sorted({r["factor"] for r in rows})
     for i, m in enumerate(dict.fromkeys(r["method"] for r in rows)):
         pts = sorted((r["factor"], r["median_abs_err_pct"], r["max_abs_err_pct"],
                       r["coverage"]) for r in rows if r["method"] == m)
@@ -458,12 +482,18 @@ def backtest_figure(rows: list[dict[str, Any]]) -> Figure | None:
                ylabel="held-out runs inside the 95% interval (%)", title="Coverage")
     for a in (ax, ax_cov):
         a.grid(alpha=0.3, which="both")
+        a.xaxis.set_major_locator(FixedLocator(factors))  # the factors run, as "4" not 4x10^0
+        a.xaxis.set_major_formatter(FixedFormatter([f"{k:g}" for k in factors]))
+        a.xaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     ax.legend(fontsize=8)
     return fig
 
 
 def predicted_vs_achieved(runs: list[dict[str, Any]], title: str) -> Figure | None:
-    """Held-out runs: predicted loss with its 95% interval against the loss reached."""
+    """Held-out runs: predicted loss with its 95% interval against the loss reached. The axes
+    span the points; an interval that goes beyond them ends in an arrow instead of a cap."""
     runs = [r for r in runs if all(isinstance(r.get(k), (int, float))
                                    for k in ("loss", "pred", "lo", "hi"))]
     if not runs:
@@ -471,15 +501,16 @@ def predicted_vs_achieved(runs: list[dict[str, Any]], title: str) -> Figure | No
     fig, ax = plt.subplots(figsize=(5.5, 5))
     true = np.array([r["loss"] for r in runs])
     pred = np.array([r["pred"] for r in runs])
-    err = np.array([[p - r["lo"] for p, r in zip(pred, runs, strict=True)],
-                    [r["hi"] - p for p, r in zip(pred, runs, strict=True)]])
-    inside = np.array([r["lo"] <= r["loss"] <= r["hi"] for r in runs])
-    for mask, color, label in ((inside, "C0", "inside its 95% interval"),
-                               (~inside, "C3", "outside its interval")):
-        if mask.any():
-            ax.errorbar(true[mask], pred[mask], yerr=err[:, mask], fmt="o", color=color,
-                        capsize=3, label=label)
     lo, hi = min(true.min(), pred.min()) * 0.98, max(true.max(), pred.max()) * 1.02
+    for r, x, y in zip(runs, true, pred, strict=True):
+        color = "C0" if r["lo"] <= r["loss"] <= r["hi"] else "C3"
+        ax.plot([x], [y], "o", color=color)
+        _clipped_vertical(ax, x, r["lo"], r["hi"], (lo, hi), color)
+    covered = [r["lo"] <= r["loss"] <= r["hi"] for r in runs]
+    for color, label, shown in (("C0", "inside its 95% interval", any(covered)),
+                                ("C3", "outside its interval", not all(covered))):
+        if shown:
+            ax.plot([], [], "o", color=color, label=label)
     ax.plot([lo, hi], [lo, hi], "--", color="grey", lw=1)
     ax.set(xlim=(lo, hi), ylim=(lo, hi), xlabel="achieved loss", ylabel="predicted loss",
            title=title)

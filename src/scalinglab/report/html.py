@@ -285,7 +285,8 @@ def forecast_section(s: StudyData) -> str:
     out += figure_html(safe_figure(lambda _: figures.predicted_vs_achieved(
         h.get("runs") or [], "Trust check: held-out runs"), s),
         "Each held-out run of the largest budget: predicted from the smaller budgets (95% "
-        "predictive interval) against what it reached.", "No held-out run predictions.")
+        "predictive interval; an arrow: it goes on beyond the axes) against what it reached.",
+        "No held-out run predictions.")
     return out or '<p class="note">No forecast data: run <code>scalinglab fit STUDY</code>.</p>'
 
 
