@@ -130,6 +130,19 @@ def test_held_out_interval_off_the_axes_ends_in_an_arrow():
     _close(fig)
 
 
+def test_wide_minimum_interval_does_not_stretch_the_allocation_axis(good):
+    s = copy.copy(good)
+    s.fits = copy.deepcopy(good.fits)
+    m = s.fits["approach2"]["minima"][0]
+    m["n_opt_ci"] = [m["n_opt"] / 2, m["n_opt"] * 1e7]
+    fig = figures.optimal_allocation(s)
+    ax = fig.axes[0]
+    assert ax.get_ylim()[1] < m["n_opt"] * 1e4  # the bar stops at 30x, the axis follows
+    arrows = [t for t in ax.texts if getattr(t, "arrow_patch", None) is not None]
+    assert len(arrows) == 1 and arrows[0].xy[1] == pytest.approx(m["n_opt"] * 30)
+    _close(fig)
+
+
 def test_training_curve_axes_follow_the_data(good):
     fig = figures.training_curves(good)
     for ax in fig.axes[:2]:

@@ -287,11 +287,31 @@ def _plot_minima(ax, minima: list[dict[str, Any]], which: str) -> None:
         sel = [p for p in pts if bool(p[2].get("interior", True)) == inside]
         if not sel:
             continue
-        yerr = None
-        if which == "n" and all(_interval(v, m.get("n_opt_ci")) for _, v, m in sel):
-            yerr = np.hstack([_interval(v, m.get("n_opt_ci")) for _, v, m in sel])
-        ax.errorbar([p[0] for p in sel], [p[1] for p in sel], yerr=yerr, fmt="o", color="C1",
-                    mfc=face, mec="black", capsize=3, zorder=5, label=label)
+        ax.plot([p[0] for p in sel], [p[1] for p in sel], "o", color="C1", mfc=face,
+                mec="black", zorder=5, label=label)
+        if which == "n":
+            for b, v, m in sel:
+                ci = m.get("n_opt_ci")
+                if _interval(v, ci):
+                    _log_interval(ax, b, float(ci[0]), float(ci[1]), v)
+
+
+MINIMUM_CI_SPAN = 30.0  # an IsoFLOP minimum's interval is drawn to at most 30x either side
+
+
+def _log_interval(ax, x: float, lo: float, hi: float, centre: float) -> None:
+    """A vertical interval on a log axis, cut at MINIMUM_CI_SPAN x the centre either way (a
+    wide bootstrap interval would otherwise stretch the axis over decades); a cut end is an
+    arrow."""
+    a, b = max(lo, centre / MINIMUM_CI_SPAN), min(hi, centre * MINIMUM_CI_SPAN)
+    ax.plot([x, x], [a, b], "-", color="C1", lw=1.2, zorder=4)
+    for end, cut in ((a, lo < a), (b, hi > b)):
+        if cut:
+            tail = end * (centre / end) ** 0.3
+            ax.annotate("", xy=(x, end), xytext=(x, tail), zorder=4,
+                        arrowprops={"arrowstyle": "->", "color": "C1", "lw": 1.2})
+        else:
+            ax.plot([x], [end], "_", color="C1", ms=7, zorder=4)
 
 
 def loss_contours(s: StudyData) -> Figure | None:

@@ -376,7 +376,9 @@ def render(s: StudyData) -> str:
         isoflop_table(s),
         "<h2>Compute-optimal allocation</h2>",
         figure_html(safe_figure(f.optimal_allocation, s), "Shaded: the budgets this study ran; "
-                    "grey lines: published laws for reference (C = 6ND in their units).",
+                    "grey lines: published laws for reference (C = 6ND in their units); "
+                    "orange bars: each IsoFLOP minimum's 95% interval (an arrow: it goes on "
+                    "beyond 30x the minimum).",
                     "Needs complete runs."),
         "<h2>Fitted laws</h2>", fit_table(s),
         "<h3>Allocation for larger budgets</h3>", allocation_table(s),
