@@ -100,6 +100,26 @@ def doc_to_choice(doc):
 """
 
 
+# our task name -> (the lm-eval task written by write_tasks, the metrics both report)
+LM_EVAL_TWINS = {
+    "mc": ("sl_mc", ["acc", "acc_norm"]), "piqa": ("sl_piqa", ["acc", "acc_norm"]),
+    "arc": ("sl_arc", ["acc", "acc_norm"]), "winogrande": ("sl_winogrande", ["acc", "acc_norm"]),
+    "heldout_bpb": ("sl_bpb", ["bits_per_byte", "byte_perplexity", "word_perplexity"]),
+    "lambada": ("sl_lambada", ["acc", "perplexity"]),
+}
+
+
+def assert_same_results(ours: dict, theirs: dict, names: list[str], rel: float) -> None:
+    """Our 0-shot results equal lm-eval's for each task, same example count, every metric."""
+    for our_name in names:
+        their_name, keys = LM_EVAL_TWINS[our_name]
+        mine = ours[our_name]["shots"]["0"]
+        assert theirs[their_name]["sample_len"] == mine["n"] > 0
+        for key in keys:
+            assert mine[key] == pytest.approx(theirs[their_name][f"{key},none"], rel=rel,
+                                              abs=1e-6), (our_name, key)
+
+
 def write_tasks(tmp: Path) -> dict[str, Path]:
     """The same data as scalinglab tasks (paths) and as lm-eval task YAMLs (in tmp/yaml)."""
     heldout = data.write_jsonl(tmp / "val_docs.jsonl", data.val_docs(n=30, words=40))
@@ -158,17 +178,8 @@ def test_lm_eval_and_scalinglab_agree(byte_run, tmp_path, monkeypatch):
     scorer = Scorer(load_model(byte_run), ByteTokenizer())
     ours = evaluate(scorer, tasks, [0])["tasks"]
 
-    pairs = [("sl_mc", "mc", ["acc", "acc_norm"]), ("sl_piqa", "piqa", ["acc", "acc_norm"]),
-             ("sl_arc", "arc", ["acc", "acc_norm"]),
-             ("sl_winogrande", "winogrande", ["acc", "acc_norm"]),
-             ("sl_bpb", "heldout_bpb", ["bits_per_byte", "byte_perplexity", "word_perplexity"]),
-             ("sl_lambada", "lambada", ["acc", "perplexity"])]
-    for their_name, our_name, keys in pairs:
-        mine = ours[our_name]["shots"]["0"]
-        assert theirs[their_name]["sample_len"] == mine["n"] > 0
-        for key in keys:
-            assert mine[key] == pytest.approx(theirs[their_name][f"{key},none"], abs=1e-6,
-                                              rel=1e-6), (our_name, key)
+    assert_same_results(ours, theirs, ["mc", "piqa", "arc", "winogrande", "heldout_bpb",
+                                       "lambada"], rel=1e-6)
     # Not vacuous: the tasks discriminate, and long documents needed several windows.
     assert ours["mc"]["shots"]["0"]["acc"] != ours["mc"]["shots"]["0"]["acc_norm"] or \
         0 < ours["mc"]["shots"]["0"]["acc"] < 1

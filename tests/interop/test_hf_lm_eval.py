@@ -16,7 +16,7 @@ from scalinglab.model.transformer import build_model
 from scalinglab.train.checkpoint import export_model, load_model
 from tests.eval import data
 from tests.eval.conftest import byte_model
-from tests.eval.test_lm_eval_adapter import write_tasks
+from tests.eval.test_lm_eval_adapter import assert_same_results, write_tasks
 from tests.interop.test_hf_export import LLAMA
 
 pytest.importorskip("lm_eval", reason="pip install '.[eval]'")
@@ -53,14 +53,6 @@ def test_lm_eval_hf_on_export_agrees_with_scalinglab_eval(tmp_path, monkeypatch,
              resolve_task(f"lambada={paths['lambada']}")]
     ours = evaluate(Scorer(load_model(tmp_path / "run"), ByteTokenizer()), tasks, [0])["tasks"]
 
-    pairs = [("sl_mc", "mc", ["acc", "acc_norm"]), ("sl_piqa", "piqa", ["acc", "acc_norm"]),
-             ("sl_bpb", "heldout_bpb", ["bits_per_byte", "byte_perplexity", "word_perplexity"]),
-             ("sl_lambada", "lambada", ["acc", "perplexity"])]
-    for their_name, our_name, keys in pairs:
-        mine = ours[our_name]["shots"]["0"]
-        assert theirs[their_name]["sample_len"] == mine["n"] > 0
-        for key in keys:
-            assert mine[key] == pytest.approx(theirs[their_name][f"{key},none"], rel=1e-5,
-                                              abs=1e-6), (our_name, key)
+    assert_same_results(ours, theirs, ["mc", "piqa", "heldout_bpb", "lambada"], rel=1e-5)
     # Not vacuous: documents longer than the 64-token context needed several windows.
     assert max(len(d["text"]) for d in data.val_docs(n=30, words=40)) > 64
