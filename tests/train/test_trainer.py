@@ -260,3 +260,31 @@ def test_run_written_before_grouped_query_attention_resumes(shards, tmp_path):
     path.write_text(json.dumps(old))
     (tmp_path / "run" / "summary.json").unlink()
     train(cfg, progress=False)  # the same run: no "different config" error
+
+
+def _saved_bytes(model, x: torch.Tensor) -> int:
+    """Bytes autograd keeps for backward during one forward (what checkpointing saves)."""
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x).sum()
+    return total
+
+
+@pytest.mark.parametrize("mode", ["selective", "full"])
+def test_activation_checkpointing_in_one_process_keeps_losses_and_saves_memory(
+        shards, tmp_path, mode):
+    """parallel.activation_checkpoint applies without torchrun too (it used to be ignored)."""
+    plain = Trainer(make_cfg(shards, tmp_path / "plain"), callbacks=[])
+    ckpt = Trainer(make_cfg(shards, tmp_path / mode).merge(
+        [f"parallel.activation_checkpoint={mode}"]), callbacks=[])
+    x = torch.randint(0, 64, (4, SEQ))
+    assert _saved_bytes(ckpt.model, x) < _saved_bytes(plain.model, x)
+    for _ in range(3):
+        a, b = plain.train_step(), ckpt.train_step()
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-6)

@@ -35,6 +35,7 @@ from scalinglab.model.accounting import (
 from scalinglab.model.masks import AttentionMask, document_mask
 from scalinglab.model.transformer import build_model
 from scalinglab.train import checkpoint as ckpt
+from scalinglab.train.activation_checkpoint import apply_ac
 from scalinglab.train.callbacks import (
     Callback,
     CheckpointCallback,
@@ -148,6 +149,7 @@ class Trainer:
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model, seed=cfg.seed, device=self.device)
+        apply_ac(self.model, cfg.parallel.activation_checkpoint)  # before compile, as torchtitan
         self.forward = torch.compile(self.model) if cfg.compile else self.model
         # Training and evaluation stop at the hidden states: the loss fuses the output layer.
         self.hidden = (torch.compile(self.model.hidden_states) if cfg.compile
