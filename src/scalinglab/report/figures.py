@@ -180,7 +180,7 @@ def _mark_minimum(ax, m: dict[str, Any] | None, coef: np.ndarray, color: Any,
     interior = bool(m.get("interior", True))
     ci = m.get("n_opt_ci")
     if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(finite(v) for v in ci):
-        _clipped_interval(ax, float(ci[0]), float(ci[1]), loss, xlim)
+        _clipped_interval(ax, loss, float(ci[0]), float(ci[1]), xlim)
     if _inside(n_opt, xlim):
         ax.plot([n_opt], [loss], "*", ms=13, color=color if interior else "white",
                 mec="black", zorder=5)
@@ -191,19 +191,28 @@ def _inside(x: float, xlim: tuple[float, float]) -> bool:
     return xlim[0] <= x <= xlim[1]
 
 
-def _clipped_interval(ax, lo: float, hi: float, y: float, xlim: tuple[float, float]) -> None:
-    """A horizontal interval [lo, hi] at height y; an end beyond the axes becomes an arrow."""
-    a, b = max(lo, xlim[0]), min(hi, xlim[1])
+def _clipped_interval(ax, at: float, lo: float, hi: float, bounds: tuple[float, float], *,
+                      vertical: bool = False, log: bool = True, color: Any = "black",
+                      lw: float = 1.0) -> None:
+    """An interval [lo, hi] drawn at ``at`` (a height, or with ``vertical`` an x), cut to
+    ``bounds``: an end inside gets a cap, a cut end an arrow pointing on (its tail 15% of the
+    way back, in the axis's log or linear scale)."""
+    a, b = max(lo, bounds[0]), min(hi, bounds[1])
     if a >= b:
         return
-    ax.plot([a, b], [y, y], "-", color="black", lw=1, zorder=4)
-    for end, clipped, inner in ((a, lo < xlim[0], b), (b, hi > xlim[1], a)):
-        if clipped:
-            tail = end * (inner / end) ** 0.15  # log axis: 15% of the way back in
-            ax.annotate("", xy=(end, y), xytext=(tail, y), zorder=4,
-                        arrowprops={"arrowstyle": "->", "color": "black", "lw": 1})
+
+    def point(u: float) -> tuple[float, float]:
+        return (at, u) if vertical else (u, at)
+
+    ax.plot(*zip(point(a), point(b), strict=True), "-", color=color, lw=lw, zorder=4)
+    for end, cut, inner in ((a, lo < a, b), (b, hi > b, a)):
+        if cut:
+            tail = end * (inner / end) ** 0.15 if log else end + 0.15 * (inner - end)
+            ax.annotate("", xy=point(end), xytext=point(tail), zorder=4,
+                        arrowprops={"arrowstyle": "->", "color": color, "lw": lw})
         else:
-            ax.plot([end], [y], "|", color="black", ms=8, zorder=4)
+            ax.plot(*zip(point(end), strict=True), "_" if vertical else "|", color=color,
+                    ms=8, zorder=4)
 
 
 def _budget_range(s: StudyData) -> np.ndarray:
@@ -277,6 +286,9 @@ def _note_failures(fig: Figure, failed: dict[str, str],
         fig.text(0.5, 1.0, text, ha="center", va="bottom", fontsize=8, color="#b42318")
 
 
+MINIMUM_CI_SPAN = 30.0  # an IsoFLOP minimum's interval is drawn to at most 30x either side
+
+
 def _plot_minima(ax, minima: list[dict[str, Any]], which: str) -> None:
     pts = [(float(m["budget"]), m.get("n_opt" if which == "n" else "d_opt"), m) for m in minima]
     pts = [(b, float(v), m) for b, v, m in pts if v]
@@ -292,26 +304,10 @@ def _plot_minima(ax, minima: list[dict[str, Any]], which: str) -> None:
         if which == "n":
             for b, v, m in sel:
                 ci = m.get("n_opt_ci")
-                if _interval(v, ci):
-                    _log_interval(ax, b, float(ci[0]), float(ci[1]), v)
-
-
-MINIMUM_CI_SPAN = 30.0  # an IsoFLOP minimum's interval is drawn to at most 30x either side
-
-
-def _log_interval(ax, x: float, lo: float, hi: float, centre: float) -> None:
-    """A vertical interval on a log axis, cut at MINIMUM_CI_SPAN x the centre either way (a
-    wide bootstrap interval would otherwise stretch the axis over decades); a cut end is an
-    arrow."""
-    a, b = max(lo, centre / MINIMUM_CI_SPAN), min(hi, centre * MINIMUM_CI_SPAN)
-    ax.plot([x, x], [a, b], "-", color="C1", lw=1.2, zorder=4)
-    for end, cut in ((a, lo < a), (b, hi > b)):
-        if cut:
-            tail = end * (centre / end) ** 0.3
-            ax.annotate("", xy=(x, end), xytext=(x, tail), zorder=4,
-                        arrowprops={"arrowstyle": "->", "color": "C1", "lw": 1.2})
-        else:
-            ax.plot([x], [end], "_", color="C1", ms=7, zorder=4)
+                if _interval(v, ci):  # cut at 30x either way: a wide one would stretch the axis
+                    _clipped_interval(ax, b, float(ci[0]), float(ci[1]),
+                                      (v / MINIMUM_CI_SPAN, v * MINIMUM_CI_SPAN),
+                                      vertical=True, color="C1", lw=1.2)
 
 
 def loss_contours(s: StudyData) -> Figure | None:
@@ -462,23 +458,6 @@ def save(fig: Figure, path) -> None:
     plt.close(fig)
 
 
-def _clipped_vertical(ax, x: float, lo: float, hi: float, ylim: tuple[float, float],
-                      color: Any) -> None:
-    """A vertical interval [lo, hi] at x on a linear axis; an end beyond ``ylim`` becomes an
-    arrow pointing on, an end inside gets a cap."""
-    a, b = max(lo, ylim[0]), min(hi, ylim[1])
-    if a >= b:
-        return
-    ax.plot([x, x], [a, b], "-", color=color, lw=1)
-    span = ylim[1] - ylim[0]
-    for end, clipped, step in ((a, lo < ylim[0], 0.06), (b, hi > ylim[1], -0.06)):
-        if clipped:
-            ax.annotate("", xy=(x, end), xytext=(x, end + step * span),
-                        arrowprops={"arrowstyle": "->", "color": color, "lw": 1})
-        else:
-            ax.plot([x], [end], "_", color=color, ms=8)
-
-
 def backtest_figure(rows: list[dict[str, Any]]) -> Figure | None:
     """Backtest summaries: median |error| (solid) and max |error| (dotted) against the
     extrapolation factor, one colour per method; 95% coverage on the right panel."""
@@ -522,11 +501,12 @@ def predicted_vs_achieved(runs: list[dict[str, Any]], title: str) -> Figure | No
     true = np.array([r["loss"] for r in runs])
     pred = np.array([r["pred"] for r in runs])
     lo, hi = min(true.min(), pred.min()) * 0.98, max(true.max(), pred.max()) * 1.02
-    for r, x, y in zip(runs, true, pred, strict=True):
-        color = "C0" if r["lo"] <= r["loss"] <= r["hi"] else "C3"
-        ax.plot([x], [y], "o", color=color)
-        _clipped_vertical(ax, x, r["lo"], r["hi"], (lo, hi), color)
     covered = [r["lo"] <= r["loss"] <= r["hi"] for r in runs]
+    for r, x, y, inside in zip(runs, true, pred, covered, strict=True):
+        color = "C0" if inside else "C3"
+        ax.plot([x], [y], "o", color=color)
+        _clipped_interval(ax, x, r["lo"], r["hi"], (lo, hi), vertical=True, log=False,
+                          color=color)
     for color, label, shown in (("C0", "inside its 95% interval", any(covered)),
                                 ("C3", "outside its interval", not all(covered))):
         if shown:
