@@ -96,16 +96,26 @@ def test_allocation_panel_band_shading_references_and_legend(good):
     _close(fig)
 
 
-def test_isoflop_interval_off_the_axes_is_clipped_with_an_arrow(good):
+def _with_first_minimum_ci(good, below: float, above: float):
+    """A copy of the study whose first IsoFLOP minimum has the interval [N/below, N*above]."""
     s = copy.copy(good)
     s.fits = copy.deepcopy(good.fits)
     m = s.fits["approach2"]["minima"][0]
-    m["n_opt_ci"] = [m["n_opt"] / 1e4, m["n_opt"] * 1e4]
+    m["n_opt_ci"] = [m["n_opt"] / below, m["n_opt"] * above]
+    return s, m
+
+
+def _arrows(ax) -> list:
+    return [t for t in ax.texts if getattr(t, "arrow_patch", None) is not None]
+
+
+def test_isoflop_interval_off_the_axes_is_clipped_with_an_arrow(good):
+    s, _ = _with_first_minimum_ci(good, 1e4, 1e4)
     fig = figures.isoflop_profiles(s)
     ax = fig.axes[0]
     sizes = [r["params_total"] for r in good.complete("isoflop")]
     assert ax.get_xlim() == pytest.approx((min(sizes) / 4, max(sizes) * 4))
-    arrows = [t for t in ax.texts if getattr(t, "arrow_patch", None) is not None]
+    arrows = _arrows(ax)
     assert len(arrows) == 2  # both ends run off
     for line in ax.get_lines():
         x = line.get_xdata()
@@ -121,7 +131,7 @@ def test_held_out_interval_off_the_axes_ends_in_an_arrow():
     ax = fig.axes[0]
     lo, hi = ax.get_ylim()
     assert lo > 2.0 and hi < 4.0
-    arrows = [t for t in ax.texts if getattr(t, "arrow_patch", None) is not None]
+    arrows = _arrows(ax)
     assert len(arrows) == 2
     for line in ax.get_lines():
         assert lo <= min(line.get_ydata(), default=lo) and max(line.get_ydata(), default=hi) <= hi
@@ -131,14 +141,11 @@ def test_held_out_interval_off_the_axes_ends_in_an_arrow():
 
 
 def test_wide_minimum_interval_does_not_stretch_the_allocation_axis(good):
-    s = copy.copy(good)
-    s.fits = copy.deepcopy(good.fits)
-    m = s.fits["approach2"]["minima"][0]
-    m["n_opt_ci"] = [m["n_opt"] / 2, m["n_opt"] * 1e7]
+    s, m = _with_first_minimum_ci(good, 2, 1e7)
     fig = figures.optimal_allocation(s)
     ax = fig.axes[0]
     assert ax.get_ylim()[1] < m["n_opt"] * 1e4  # the bar stops at 30x, the axis follows
-    arrows = [t for t in ax.texts if getattr(t, "arrow_patch", None) is not None]
+    arrows = _arrows(ax)
     assert len(arrows) == 1 and arrows[0].xy[1] == pytest.approx(m["n_opt"] * 30)
     _close(fig)
 
